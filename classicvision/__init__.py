@@ -1,0 +1,2 @@
+"""classicvision: classical computer-vision features."""
+__version__ = "0.1.0"
