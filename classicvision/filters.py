@@ -236,8 +236,8 @@ def gaussian_gradient(image, sigma: float, *, mode: str = "reflect",
     --------
     >>> ramp = np.tile(np.arange(32, dtype=np.float32), (32, 1))
     >>> gx, gy = gaussian_gradient(ramp, 1.0)
-    >>> round(float(gx[16, 16]), 3), round(float(gy[16, 16]), 3)
-    (1.0, 0.0)
+    >>> round(float(gx[16, 16]), 3), abs(float(gy[16, 16])) < 1e-6
+    (1.0, True)
     """
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
