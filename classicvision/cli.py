@@ -1,0 +1,244 @@
+"""The ``classicvision`` command line: ``match`` an image pair, run the ``bench`` jobs.
+
+Every command returns an exit code instead of raising: a bad file, a too-small image or a
+pair without matches prints one line ``classicvision: error: ...`` on stderr and exits 1
+(2 for usage errors, as argparse does). ``--json`` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+MIN_SIDE = 32  # smallest image side the match pipeline accepts (a SIFT support must fit)
+
+
+class CommandError(Exception):
+    """An error to report as one line, without a traceback."""
+
+
+def _match_parser(sub) -> None:
+    p = sub.add_parser("match", help="match an image pair (Harris + SIFT + ratio test)",
+                       description="Match two images; without images, run on the embedded motorcycle stereo pair.")
+    p.add_argument("image1", nargs="?", help="first image file")
+    p.add_argument("image2", nargs="?", help="second image file")
+    p.add_argument("--pair", help="a ground-truth pair of the data folder (notre_dame, mt_rushmore, e_gaudi)")
+    p.add_argument("--data", help="data folder holding pairs/ (default: $CLASSICVISION_DATA or ../shared/data)")
+    p.add_argument("--ground-truth", metavar="CSV", help="x1,y1,x2,y2 correspondences in full-resolution pixels")
+    p.add_argument("--scale", type=float, default=None,
+                   help="resize both images by this factor first (default 0.5 for files, 1 for the embedded pair)")
+    p.add_argument("--top", type=int, default=100, help="evaluate the TOP most confident matches (default 100)")
+    p.add_argument("--tolerance", type=float, default=40.0,
+                   help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
+    p.add_argument("--max-points", type=int, default=None, help="Harris points per image (default: library default)")
+    p.add_argument("--ratio", type=float, default=None, help="ratio-test threshold (default 0.8)")
+    p.add_argument("--out", metavar="PNG", help="save a picture of the matches (green correct, red wrong)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="run a scene-recognition benchmark").add_subparsers(dest="bench", required=True)
+    for name, text in (("bovw", "bag of words + linear SVM"), ("cnn", "CNN trained from scratch"),
+                       ("compare", "all methods side by side")):
+        p = bench.add_parser(name, help=text, description=f"15-Scene benchmark: {text}.")
+        p.add_argument("--data", required=True, help="folder with train/<class>/* and test/<class>/*")
+        p.add_argument("--out", help="output folder for report.md, results.json and pictures")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        if name in ("bovw", "compare"):
+            p.add_argument("--n-words", type=int, default=None, help="codebook size")
+            p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
+            p.add_argument("--cache", help="features cache folder (default: under --out)")
+        if name in ("cnn", "compare"):
+            p.add_argument("--epochs", type=int, default=None, help="training epochs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classicvision", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _match_parser(sub)
+    _bench_parser(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------- match
+def _load_inputs(args):
+    """Images, truth and a description of the pair, from the arguments."""
+    from .datasets import data_dir, pair_paths, read_ground_truth, stereo_pair
+    from .io import read_image, resize
+
+    if args.pair and (args.image1 or args.image2):
+        raise CommandError("give either IMAGE1 IMAGE2 or --pair, not both")
+    if args.image1 and not args.image2:
+        raise CommandError("IMAGE2 is missing: give two images, or none for the embedded default")
+    truth_path = args.ground_truth
+    if args.pair:
+        path1, path2, truth_path = pair_paths(args.pair, root=data_dir(args.data))
+        truth_path = args.ground_truth or truth_path
+    elif args.image1:
+        path1, path2 = Path(args.image1), Path(args.image2)
+    else:
+        if truth_path:
+            raise CommandError("--ground-truth needs IMAGE1 IMAGE2")
+        scale = 1.0 if args.scale is None else args.scale
+        left, right, disparity = stereo_pair()
+        if scale != 1.0:
+            left, right = resize(left, scale), resize(right, scale)
+        return dict(name="motorcycle (scikit-image stereo pair, disparity ground truth)", image1=left,
+                    image2=right, scale=scale, kind="disparity", truth=disparity)
+    scale = 0.5 if args.scale is None else args.scale
+    image1 = read_image(path1, scale=scale)
+    image2 = read_image(path2, scale=scale)
+    truth = read_ground_truth(truth_path) if truth_path else None
+    return dict(name=f"{path1} / {path2}", image1=image1, image2=image2, scale=scale,
+                kind="ground_truth" if truth is not None else None, truth=truth)
+
+
+def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
+    from . import evaluation
+
+    kind = inputs["kind"]
+    matches = result.matches[:top]
+    if kind is None:
+        return {"accuracy": None, "correct": None}
+    if kind == "disparity":
+        correct, known = evaluation.disparity_correct(result.points1, result.points2, matches, inputs["truth"],
+                                                      scale=inputs["scale"])
+        accuracy = float(correct[known].mean()) if known.any() else None
+        return {"accuracy": accuracy, "correct": correct, "criterion": "disparity (1 px at full resolution)",
+                "evaluated": int(known.sum())}
+    out = {}
+    for tol in sorted({tolerance, 25.0, 40.0}, reverse=True):
+        correct = evaluation.ground_truth_correct(result.points1, result.points2, matches, inputs["truth"],
+                                                  scale=inputs["scale"], tolerance=tol)
+        out[f"accuracy_{tol:g}px"] = float(correct.mean()) if len(correct) else None
+        if tol == tolerance:
+            out["accuracy"], out["correct"] = out[f"accuracy_{tol:g}px"], correct
+    out["criterion"] = f"customary ground truth (150 px radius, {tolerance:g} px offset tolerance)"
+    out["evaluated"] = int(len(matches))
+    return out
+
+
+def _run_match(args) -> int:
+    from .pipeline import match_images
+
+    if args.top <= 0:
+        raise CommandError(f"--top must be positive, got {args.top}")
+    if args.scale is not None and not 0 < args.scale <= 4:
+        raise CommandError(f"--scale must be in (0, 4], got {args.scale}")
+    start = time.perf_counter()
+    inputs = _load_inputs(args)
+    read_seconds = time.perf_counter() - start
+    for key in ("image1", "image2"):
+        if min(inputs[key].shape) < MIN_SIDE:
+            raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels after "
+                               f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
+    options = {}
+    if args.max_points is not None:
+        options["max_points"] = args.max_points
+    if args.ratio is not None:
+        options["max_ratio"] = args.ratio
+    result = match_images(inputs["image1"], inputs["image2"], **options)
+    if len(result.matches) == 0:
+        raise CommandError(f"no matches between the two images ({len(result.points1)} and "
+                           f"{len(result.points2)} points)")
+    evaluation = _evaluate(inputs, result, args.top, args.tolerance)
+    seconds = {"read": read_seconds, **result.seconds}
+    if args.out:
+        from .viz import save_matches
+
+        save_matches(args.out, inputs["image1"], inputs["image2"], result.points1, result.points2,
+                     result.matches[:args.top], correct=evaluation.get("correct"))
+    report = {"pair": inputs["name"], "scale": inputs["scale"], "n_points1": int(len(result.points1)),
+              "n_points2": int(len(result.points2)), "n_matches": int(len(result.matches)), "top": args.top,
+              **{k: v for k, v in evaluation.items() if k != "correct"},
+              "seconds": round(seconds["read"] + seconds["total"], 4),
+              "stage_seconds": {k: round(v, 4) for k, v in seconds.items()}, "picture": args.out}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"pair: {report['pair']} (scale {report['scale']:g})")
+    print(f"points: {report['n_points1']} and {report['n_points2']}")
+    print(f"matches: {report['n_matches']}")
+    if report["accuracy"] is None:
+        print("accuracy: n/a (no ground truth)")
+    else:
+        extra = "".join(f", {k[9:]}: {v:.1%}" for k, v in report.items() if k.startswith("accuracy_"))
+        print(f"accuracy of the top {min(args.top, report['n_matches'])}: {report['accuracy']:.1%} "
+              f"[{report['criterion']}{extra}]")
+    print("time: " + ", ".join(f"{k} {v:.3f} s" for k, v in report["stage_seconds"].items()))
+    if args.out:
+        print(f"picture: {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- bench
+def _run_bench(args) -> int:
+    from .datasets import data_dir
+
+    data = data_dir(args.data)
+    out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
+    options = {"out": out, "progress": not args.json, "random_state": args.seed}
+    if args.bench in ("bovw", "compare"):
+        for key in ("n_words", "levels"):
+            if getattr(args, key) is not None:
+                options[key] = getattr(args, key)
+    if getattr(args, "cache", None):
+        options["cache"] = Path(args.cache)
+    if getattr(args, "epochs", None) is not None:
+        options["epochs"] = args.epochs
+    if args.bench == "bovw":
+        from .scene_benchmark import run_bovw as run
+    elif args.bench == "cnn":
+        from .cnn_benchmark import run_cnn as run
+    else:
+        from .cnn_benchmark import run_compare as run
+    results = run(data, **options)
+    if args.json:
+        print(json.dumps(results, default=_json_default))
+    else:
+        print(f"report: {out / 'report.md'}")
+        for key in ("accuracy", "mean_per_class_accuracy", "seconds"):
+            if key in results:
+                print(f"{key}: {results[key]:.4f}")
+    return 0
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run_match(args) if args.command == "match" else _run_bench(args)
+    except (CommandError, FileNotFoundError, ValueError, TypeError, ImportError, OSError) as exc:
+        text = str(exc) or type(exc).__name__
+        print(f"classicvision: error: {text}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("classicvision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
