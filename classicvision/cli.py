@@ -40,6 +40,13 @@ def _match_parser(sub) -> None:
                    help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
     p.add_argument("--max-points", type=int, default=None, help="Harris points per image (default: library default)")
     p.add_argument("--ratio", type=float, default=None, help="ratio-test threshold (default 0.8)")
+    p.add_argument("--detector", choices=("dog", "harris"), default="dog",
+                   help="dog: scale- and rotation-invariant DoG points with dominant orientations (default); "
+                        "harris: single-scale Harris corners with upright descriptors")
+    p.add_argument("--descriptor", choices=("rootsift", "sift"), default="rootsift",
+                   help="RootSIFT (default) or plain SIFT descriptors")
+    p.add_argument("--verify", choices=("homography", "fundamental"),
+                   help="keep only the inliers of a robust (MAGSAC++) homography or fundamental-matrix fit")
     p.add_argument("--out", metavar="PNG", help="save a picture of the matches (green correct, red wrong)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -111,11 +118,12 @@ def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
     if kind is None:
         return {"accuracy": None, "correct": None}
     if kind == "disparity":
-        correct, known = evaluation.disparity_correct(result.points1, result.points2, matches, inputs["truth"],
-                                                      scale=inputs["scale"])
+        scale = inputs["scale"]
+        correct, known = evaluation.disparity_check(result.points1 / scale, result.points2 / scale, matches,
+                                                    inputs["truth"], tolerance=2.0)
         accuracy = float(correct[known].mean()) if known.any() else None
-        return {"accuracy": accuracy, "correct": correct, "criterion": "disparity (1 px at full resolution)",
-                "evaluated": int(known.sum())}
+        return {"accuracy": accuracy, "correct": correct, "evaluated": int(known.sum()),
+                "criterion": "disparity (2 px at full resolution; matches with unknown disparity excluded)"}
     out = {}
     for tol in sorted({tolerance, 25.0, 40.0}, reverse=True):
         correct = evaluation.ground_truth_correct(result.points1, result.points2, matches, inputs["truth"],
@@ -126,6 +134,13 @@ def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
     out["criterion"] = f"customary ground truth (150 px radius, {tolerance:g} px offset tolerance)"
     out["evaluated"] = int(len(matches))
     return out
+
+
+def _verify(result, model: str) -> np.ndarray:
+    from .geometry import verify_matches
+
+    inliers, _ = verify_matches(result.points1, result.points2, result.matches, model=model)
+    return inliers
 
 
 def _run_match(args) -> int:
@@ -147,7 +162,18 @@ def _run_match(args) -> int:
         options["max_points"] = args.max_points
     if args.ratio is not None:
         options["max_ratio"] = args.ratio
-    result = match_images(inputs["image1"], inputs["image2"], **options)
+    options["rootsift"] = args.descriptor == "rootsift"
+    verified = None
+    if args.detector == "dog":
+        from .invariant import match_images_invariant
+
+        result = match_images_invariant(inputs["image1"], inputs["image2"], verify=args.verify, **options)
+    else:
+        result = match_images(inputs["image1"], inputs["image2"], **options)
+    if args.verify and len(result.matches):
+        inliers = result.inliers if args.detector == "dog" else _verify(result, args.verify)
+        verified = int(inliers.sum())
+        result = result._replace(matches=result.matches[inliers], confidence=result.confidence[inliers])
     if len(result.matches) == 0:
         raise CommandError(f"no matches between the two images ({len(result.points1)} and "
                            f"{len(result.points2)} points)")
@@ -160,6 +186,8 @@ def _run_match(args) -> int:
                      result.matches[:args.top], correct=evaluation.get("correct"))
     report = {"pair": inputs["name"], "scale": inputs["scale"], "n_points1": int(len(result.points1)),
               "n_points2": int(len(result.points2)), "n_matches": int(len(result.matches)), "top": args.top,
+              "detector": args.detector, "descriptor": args.descriptor, "verify": args.verify,
+              "n_inliers": verified,
               **{k: v for k, v in evaluation.items() if k != "correct"},
               "seconds": round(seconds["read"] + seconds["total"], 4),
               "stage_seconds": {k: round(v, 4) for k, v in seconds.items()}, "picture": args.out}
@@ -168,7 +196,7 @@ def _run_match(args) -> int:
         return 0
     print(f"pair: {report['pair']} (scale {report['scale']:g})")
     print(f"points: {report['n_points1']} and {report['n_points2']}")
-    print(f"matches: {report['n_matches']}")
+    print(f"matches: {report['n_matches']}" + (f" (inliers of a {args.verify} fit)" if args.verify else ""))
     if report["accuracy"] is None:
         print("accuracy: n/a (no ground truth)")
     else:

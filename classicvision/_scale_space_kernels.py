@@ -1,0 +1,378 @@
+"""Numba kernels for the DoG detector and the orientation histograms, with numpy references.
+
+* :func:`_extrema`: 3x3x3 extrema of a stack of DoG images (reference
+  :func:`_extrema_mask_reference`).
+* :func:`_refine`: Lowe's quadratic fit of each candidate in ``(x, y, scale)`` with the contrast
+  and edge tests (reference :func:`_refine_reference`, the same arithmetic in plain Python).
+* :func:`_orientation_histograms`: Gaussian-weighted histograms of gradient orientation around
+  each point on its Gaussian level (reference :func:`_orientation_histograms_reference`).
+
+Every kernel loops over points or rows *inside*; the hot ones are compiled twice, with and
+without ``prange`` threads, and the threaded build is used only on large inputs (on a busy
+machine a parallel launch costs more than a small octave's work). Nothing here checks input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+# --------------------------------------------------------------------------- extrema
+def _extrema_rows_impl(gauss, threshold, border):
+    """The DoG ``dog[l] = gauss[l + 1] - gauss[l]`` is formed on the fly (no DoG stack is stored).
+
+    Per row task ``(layer, y)``: the columns ``x`` where ``dog[layer, y, x]`` is a max
+    (> threshold) or a min (< -threshold) of its 26 neighbours (ties allowed), for
+    ``1 <= layer <= L - 2`` and at least ``border`` pixels from the edges. Returns
+    ``(columns (T, W) int32, counts (T,) int64)``; row task ``t`` is layer
+    ``1 + t // (H - 2 border)``, row ``border + t % (H - 2 border)``."""
+    n_layers = gauss.shape[0] - 1
+    height = gauss.shape[1]
+    width = gauss.shape[2]
+    rows_per_layer = max(0, height - 2 * border)
+    n_tasks = (n_layers - 2) * rows_per_layer
+    columns = np.empty((n_tasks, max(0, width)), np.int32)
+    counts = np.zeros(n_tasks, np.int64)
+    for task in prange(n_tasks):
+        layer = 1 + task // rows_per_layer
+        y = border + task % rows_per_layer
+        found = 0
+        for x in range(border, width - border):
+            v = gauss[layer + 1, y, x] - gauss[layer, y, x]
+            if v > threshold:
+                keep = True
+                for dl in range(-1, 2):
+                    for dy in range(-1, 2):
+                        for dx in range(-1, 2):
+                            if gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx] > v:
+                                keep = False
+                                break
+                        if not keep:
+                            break
+                    if not keep:
+                        break
+            elif v < -threshold:
+                keep = True
+                for dl in range(-1, 2):
+                    for dy in range(-1, 2):
+                        for dx in range(-1, 2):
+                            if gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx] < v:
+                                keep = False
+                                break
+                        if not keep:
+                            break
+                    if not keep:
+                        break
+            else:
+                keep = False
+            if keep:
+                columns[task, found] = x
+                found += 1
+        counts[task] = found
+    return columns, counts
+
+
+# Two builds of each hot kernel: threads pay off only on large inputs (a parallel launch costs
+# far more than a small octave's work when the cores are busy).
+_extrema_rows_parallel = njit(cache=True, parallel=True)(_extrema_rows_impl)
+_extrema_rows_serial = njit(cache=True)(_extrema_rows_impl)
+_PARALLEL_PIXELS = 1 << 19
+
+
+@njit(cache=True)
+def _gather_candidates(columns, counts, rows_per_layer, border):
+    out = np.empty((counts.sum(), 3), np.int64)
+    k = 0
+    for task in range(counts.shape[0]):
+        for j in range(counts[task]):
+            out[k, 0] = 1 + task // rows_per_layer
+            out[k, 1] = border + task % rows_per_layer
+            out[k, 2] = columns[task, j]
+            k += 1
+    return out
+
+
+def _extrema(gauss, threshold, border):
+    """``(K, 3)`` int64 ``(layer, y, x)`` of the 3x3x3 extrema of the DoG of the Gaussian stack
+    ``gauss``, in raster order per layer (reference:
+    ``np.argwhere(_extrema_mask_reference(np.diff(gauss, axis=0), ...))``)."""
+    n_layers, height, width = gauss.shape
+    n_layers -= 1
+    if n_layers < 3 or height - 2 * border <= 0 or width - 2 * border <= 0:
+        return np.zeros((0, 3), np.int64)
+    kernel = _extrema_rows_parallel if height * width >= _PARALLEL_PIXELS else _extrema_rows_serial
+    columns, counts = kernel(gauss, np.float32(threshold), border)
+    return _gather_candidates(columns, counts, height - 2 * border, border)
+
+
+def _extrema_mask_reference(dog, threshold, border):
+    """Plain-numpy twin of :func:`_extrema` as a mask (maximum/minimum over shifted copies)."""
+    n_layers, height, width = dog.shape
+    mask = np.zeros(dog.shape, np.uint8)
+    if n_layers < 3 or height - 2 * border <= 0 or width - 2 * border <= 0:
+        return mask
+    core = (slice(1, n_layers - 1), slice(border, height - border), slice(border, width - border))
+    centre = dog[core]
+    high = np.full(centre.shape, -np.inf, np.float32)
+    low = np.full(centre.shape, np.inf, np.float32)
+    for dl in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                shifted = dog[1 + dl:n_layers - 1 + dl, border + dy:height - border + dy,
+                              border + dx:width - border + dx]
+                high = np.maximum(high, shifted)
+                low = np.minimum(low, shifted)
+    keep = ((centre > threshold) & (centre >= high)) | ((centre < -threshold) & (centre <= low))
+    mask[core] = keep
+    return mask
+
+
+# --------------------------------------------------------------------------- refinement
+@njit(cache=True, inline="always")
+def _d(gauss, layer, y, x):
+    return gauss[layer + 1, y, x] - gauss[layer, y, x]
+
+
+@njit(cache=True, inline="always")
+def _fit(gauss, layer, y, x):
+    """Gradient, Hessian solve and 2-D Hessian at an integer sample; returns
+    ``(ok, ox, oy, os, gx, gy, gs, dxx, dyy, dxy)`` with ``o = -H^-1 g``."""
+    v2 = 2.0 * _d(gauss, layer, y, x)
+    gx = 0.5 * (_d(gauss, layer, y, x + 1) - _d(gauss, layer, y, x - 1))
+    gy = 0.5 * (_d(gauss, layer, y + 1, x) - _d(gauss, layer, y - 1, x))
+    gs = 0.5 * (_d(gauss, layer + 1, y, x) - _d(gauss, layer - 1, y, x))
+    dxx = _d(gauss, layer, y, x + 1) + _d(gauss, layer, y, x - 1) - v2
+    dyy = _d(gauss, layer, y + 1, x) + _d(gauss, layer, y - 1, x) - v2
+    dss = _d(gauss, layer + 1, y, x) + _d(gauss, layer - 1, y, x) - v2
+    dxy = 0.25 * (_d(gauss, layer, y + 1, x + 1) - _d(gauss, layer, y + 1, x - 1)
+                  - _d(gauss, layer, y - 1, x + 1) + _d(gauss, layer, y - 1, x - 1))
+    dxs = 0.25 * (_d(gauss, layer + 1, y, x + 1) - _d(gauss, layer + 1, y, x - 1)
+                  - _d(gauss, layer - 1, y, x + 1) + _d(gauss, layer - 1, y, x - 1))
+    dys = 0.25 * (_d(gauss, layer + 1, y + 1, x) - _d(gauss, layer + 1, y - 1, x)
+                  - _d(gauss, layer - 1, y + 1, x) + _d(gauss, layer - 1, y - 1, x))
+    # Symmetric 3x3 inverse by cofactors.
+    c00 = dyy * dss - dys * dys
+    c01 = dxs * dys - dxy * dss
+    c02 = dxy * dys - dxs * dyy
+    c11 = dxx * dss - dxs * dxs
+    c12 = dxy * dxs - dxx * dys
+    c22 = dxx * dyy - dxy * dxy
+    det = dxx * c00 + dxy * c01 + dxs * c02
+    if det == 0.0 or not math.isfinite(det):
+        return False, 0.0, 0.0, 0.0, gx, gy, gs, dxx, dyy, dxy
+    ox = -(c00 * gx + c01 * gy + c02 * gs) / det
+    oy = -(c01 * gx + c11 * gy + c12 * gs) / det
+    os_ = -(c02 * gx + c12 * gy + c22 * gs) / det
+    return True, ox, oy, os_, gx, gy, gs, dxx, dyy, dxy
+
+
+@njit(cache=True)
+def _refine_one(gauss, layer, y, x, n_scales, contrast, edge, border, max_iter):
+    """Refine one candidate; returns ``(ok, x, y, layer_float, response, layer_int)``."""
+    height = gauss.shape[1]
+    width = gauss.shape[2]
+    ox = oy = os_ = 0.0
+    gx = gy = gs = dxx = dyy = dxy = 0.0
+    converged = False
+    for _ in range(max_iter):
+        ok, ox, oy, os_, gx, gy, gs, dxx, dyy, dxy = _fit(gauss, layer, y, x)
+        if not ok:
+            return False, 0.0, 0.0, 0.0, 0.0, 0
+        if abs(ox) < 0.5 and abs(oy) < 0.5 and abs(os_) < 0.5:
+            converged = True
+            break
+        if abs(ox) > 1e6 or abs(oy) > 1e6 or abs(os_) > 1e6:
+            return False, 0.0, 0.0, 0.0, 0.0, 0
+        x += int(round(ox))
+        y += int(round(oy))
+        layer += int(round(os_))
+        if (layer < 1 or layer > n_scales or x < border or x >= width - border
+                or y < border or y >= height - border):
+            return False, 0.0, 0.0, 0.0, 0.0, 0
+    if not converged:
+        return False, 0.0, 0.0, 0.0, 0.0, 0
+    response = _d(gauss, layer, y, x) + 0.5 * (gx * ox + gy * oy + gs * os_)
+    if abs(response) * n_scales < contrast:
+        return False, 0.0, 0.0, 0.0, 0.0, 0
+    trace = dxx + dyy
+    det = dxx * dyy - dxy * dxy
+    if det <= 0.0 or trace * trace * edge >= (edge + 1.0) ** 2 * det:
+        return False, 0.0, 0.0, 0.0, 0.0, 0
+    return True, x + ox, y + oy, layer + os_, response, layer
+
+
+@njit(cache=True)
+def _refine(gauss, candidates, n_scales, contrast, edge, border, max_iter):
+    """Refine ``(K, 3)`` int candidates ``(layer, y, x)`` of the DoG of the Gaussian stack
+    ``gauss`` (``D[l] = gauss[l + 1] - gauss[l]``, formed on the fly); returns ``(keep (K,) bool,
+    values (K, 4) float32 of x, y, layer, response, layers (K,) int64 final integer layer)``."""
+    n = candidates.shape[0]
+    keep = np.zeros(n, np.bool_)
+    values = np.zeros((n, 4), np.float32)
+    layers = np.zeros(n, np.int64)
+    for i in range(n):  # cheap (a few thousand points): a serial loop beats a parallel launch
+        ok, x, y, s, r, li = _refine_one(gauss, candidates[i, 0], candidates[i, 1], candidates[i, 2],
+                                         n_scales, contrast, edge, border, max_iter)
+        keep[i] = ok
+        values[i, 0] = x
+        values[i, 1] = y
+        values[i, 2] = s
+        values[i, 3] = r
+        layers[i] = li
+    return keep, values, layers
+
+
+def _refine_reference(dog, candidates, n_scales, contrast, edge, border, max_iter):
+    """Plain-numpy twin of :func:`_refine`: one ``np.linalg.solve`` per candidate and step."""
+    dog = dog.astype(np.float64)
+    n_layers, height, width = dog.shape
+    n = len(candidates)
+    keep = np.zeros(n, bool)
+    values = np.zeros((n, 4), np.float32)
+    layers = np.zeros(n, np.int64)
+    for i, (layer, y, x) in enumerate(np.asarray(candidates, np.int64)):
+        converged = False
+        for _ in range(max_iter):
+            cube = dog[layer - 1:layer + 2, y - 1:y + 2, x - 1:x + 2]
+            g = 0.5 * np.array([cube[1, 1, 2] - cube[1, 1, 0], cube[1, 2, 1] - cube[1, 0, 1],
+                                cube[2, 1, 1] - cube[0, 1, 1]])
+            centre = cube[1, 1, 1]
+            dxx = cube[1, 1, 2] + cube[1, 1, 0] - 2 * centre
+            dyy = cube[1, 2, 1] + cube[1, 0, 1] - 2 * centre
+            dss = cube[2, 1, 1] + cube[0, 1, 1] - 2 * centre
+            dxy = 0.25 * (cube[1, 2, 2] - cube[1, 2, 0] - cube[1, 0, 2] + cube[1, 0, 0])
+            dxs = 0.25 * (cube[2, 1, 2] - cube[2, 1, 0] - cube[0, 1, 2] + cube[0, 1, 0])
+            dys = 0.25 * (cube[2, 2, 1] - cube[2, 0, 1] - cube[0, 2, 1] + cube[0, 0, 1])
+            hessian = np.array([[dxx, dxy, dxs], [dxy, dyy, dys], [dxs, dys, dss]])
+            try:
+                offset = -np.linalg.solve(hessian, g)
+            except np.linalg.LinAlgError:
+                break
+            if np.all(np.abs(offset) < 0.5):
+                converged = True
+                break
+            x, y, layer = x + int(round(offset[0])), y + int(round(offset[1])), layer + int(round(offset[2]))
+            if not (1 <= layer <= n_scales and border <= x < width - border and border <= y < height - border):
+                break
+        if not converged:
+            continue
+        response = centre + 0.5 * g @ offset
+        trace, det = dxx + dyy, dxx * dyy - dxy * dxy
+        if abs(response) * n_scales < contrast or det <= 0 or trace ** 2 * edge >= (edge + 1) ** 2 * det:
+            continue
+        keep[i] = True
+        values[i] = (x + offset[0], y + offset[1], layer + offset[2], response)
+        layers[i] = layer
+    return keep, values, layers
+
+
+# --------------------------------------------------------------------------- orientation
+@njit(cache=True, inline="always", fastmath=True)
+def _atan2(y, x):
+    """``arctan2(y, x)`` to about 1e-5 radian (Abramowitz & Stegun 4.4.49 on [0, 1], then the
+    octant), several times faster than ``math.atan2`` in the orientation loop."""
+    ax = abs(x)
+    ay = abs(y)
+    if ax == 0.0 and ay == 0.0:
+        return 0.0
+    swap = ay > ax
+    z = ax / ay if swap else ay / ax
+    z2 = z * z
+    a = z * (0.9998660 + z2 * (-0.3302995 + z2 * (0.1801410 + z2 * (-0.0851330 + z2 * 0.0208351))))
+    if swap:
+        a = 0.5 * math.pi - a
+    if x < 0.0:
+        a = math.pi - a
+    return -a if y < 0.0 else a
+
+
+def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
+    """``(N, n_bins)`` float32 histograms of gradient orientation.
+
+    For point ``i`` on Gaussian image ``levels[level[i]]`` at ``(xs[i], ys[i])`` rounded, every
+    pixel within ``round(radius_factor * window * sigmas[i])`` (square, and not on the image's
+    outermost ring) votes ``|g| exp(-d**2 / (2 (window sigmas[i])**2))`` into the two bins
+    around ``arctan2(gy, gx)`` (linear interpolation; bin ``k`` is centred on ``2 pi k / n_bins``),
+    with central-difference gradients ``gx = I[y, x+1] - I[y, x-1]``, ``gy = I[y+1, x] - I[y-1, x]``.
+    """
+    n = xs.shape[0]
+    height = levels.shape[1]
+    width = levels.shape[2]
+    hist = np.zeros((n, n_bins), np.float32)
+    bin_per_radian = np.float32(n_bins / (2.0 * math.pi))
+    for i in prange(n):
+        image = levels[level[i]]
+        cx = int(round(xs[i]))
+        cy = int(round(ys[i]))
+        sigma_w = window * sigmas[i]
+        radius = int(round(radius_factor * sigma_w))
+        scale = -0.5 / (sigma_w * sigma_w)
+        # The Gaussian weight is separable: one table of exp(-d**2 / (2 sigma_w**2)).
+        table = np.empty(2 * radius + 1, np.float32)
+        for d in range(-radius, radius + 1):
+            table[d + radius] = math.exp(d * d * scale)
+        row = hist[i]
+        y0 = max(1, cy - radius)
+        y1 = min(height - 2, cy + radius)
+        x0 = max(1, cx - radius)
+        x1 = min(width - 2, cx + radius)
+        for y in range(y0, y1 + 1):
+            wy = table[y - cy + radius]
+            for x in range(x0, x1 + 1):
+                gx = image[y, x + 1] - image[y, x - 1]
+                gy = image[y + 1, x] - image[y - 1, x]
+                magnitude = math.sqrt(gx * gx + gy * gy)
+                if magnitude == 0.0:
+                    continue
+                weight = magnitude * wy * table[x - cx + radius]
+                f = _atan2(gy, gx) * bin_per_radian
+                if f < 0.0:
+                    f += n_bins
+                b0 = int(f)
+                t = f - b0
+                if b0 >= n_bins:
+                    b0 -= n_bins
+                b1 = b0 + 1
+                if b1 >= n_bins:
+                    b1 -= n_bins
+                row[b0] += weight * (1.0 - t)
+                row[b1] += weight * t
+    return hist
+
+
+_orientation_histograms_parallel = njit(cache=True, parallel=True, fastmath=True)(_orientation_histograms_impl)
+_orientation_histograms_serial = njit(cache=True, fastmath=True)(_orientation_histograms_impl)
+
+
+def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
+    """See :func:`_orientation_histograms_impl`; threads only for many points."""
+    kernel = _orientation_histograms_parallel if len(xs) >= 512 else _orientation_histograms_serial
+    return kernel(levels, np.ascontiguousarray(level, np.int64), np.ascontiguousarray(xs, np.float32),
+                  np.ascontiguousarray(ys, np.float32), np.ascontiguousarray(sigmas, np.float32),
+                  int(n_bins), float(window), float(radius_factor))
+
+
+def _orientation_histograms_reference(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
+    """Plain-numpy twin of :func:`_orientation_histograms` (one ``np.add.at`` per point)."""
+    n = len(xs)
+    height, width = levels.shape[1:]
+    hist = np.zeros((n, n_bins), np.float64)
+    for i in range(n):
+        image = levels[level[i]].astype(np.float64)
+        cx, cy = int(round(float(xs[i]))), int(round(float(ys[i])))
+        sigma_w = window * float(sigmas[i])
+        radius = int(round(radius_factor * sigma_w))
+        yy, xx = np.mgrid[max(1, cy - radius):min(height - 2, cy + radius) + 1,
+                          max(1, cx - radius):min(width - 2, cx + radius) + 1]
+        gx = image[yy, xx + 1] - image[yy, xx - 1]
+        gy = image[yy + 1, xx] - image[yy - 1, xx]
+        weight = np.hypot(gx, gy) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma_w ** 2))
+        f = np.mod(np.arctan2(gy, gx) * n_bins / (2 * np.pi), n_bins)
+        b0 = np.floor(f).astype(np.int64)
+        t = f - b0
+        np.add.at(hist[i], (b0 % n_bins).ravel(), (weight * (1 - t)).ravel())
+        np.add.at(hist[i], ((b0 + 1) % n_bins).ravel(), (weight * t).ravel())
+    return hist.astype(np.float32)

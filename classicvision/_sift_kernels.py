@@ -1,0 +1,384 @@
+"""Numba kernels for SIFT (sparse and dense), with the plain-numpy references they are tested against.
+
+Geometry shared by every function here (``s`` = support side, ``n`` = ``n_cells``):
+
+* cell width ``w = s / n``; cell centres at offsets ``c_i = (i - n/2 + 1/2) w`` from the point;
+* a pixel at frame offset ``(u, v)`` has spatial weight ``tri(u/w + n/2 - 1/2 - i) *
+  tri(v/w + n/2 - 1/2 - j)`` for cell ``(i, j)``, ``tri(t) = max(0, 1 - |t|)`` (bilinear
+  binning); only pixels with ``|u|, |v| < s/2 + w/2`` weigh anything;
+* Gaussian window ``exp(-(u**2 + v**2) / (2 sigma**2))``, ``sigma = s / 2``;
+* orientation, in bin units ``t = phi * n_ori / (2 pi)`` in ``[0, n_ori)``, split linearly
+  between bins ``floor(t)`` and ``floor(t) + 1`` (cyclically).
+
+Pixels outside the image read the symmetric extension (``dcba|abcd``): a pixel mirrored across
+a vertical border has orientation ``pi - phi`` (bin units ``n/2 - t``), across a horizontal
+one ``-phi`` (``-t``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_TWO_PI = 2.0 * math.pi
+# Abramowitz & Stegun 4.4.49: atan(z) = z (1 + a2 z^2 + ... + a16 z^16) on [0, 1], |error| <= 2e-8 rad.
+_A2, _A4, _A6, _A8 = -0.3333314528, 0.1999355085, -0.1420889944, 0.1065626393
+_A10, _A12, _A14, _A16 = -0.0752896400, 0.0429096138, -0.0161657367, 0.0028662257
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _atan2(y, x):
+    """``arctan2(y, x)`` to 2e-8 rad with a polynomial (no libm call); ``(0, 0) -> 0``."""
+    ax = abs(x)
+    ay = abs(y)
+    if ax == 0.0 and ay == 0.0:
+        return 0.0
+    swap = ay > ax
+    z = ax / ay if swap else ay / ax
+    z2 = z * z
+    a = z * (1.0 + z2 * (_A2 + z2 * (_A4 + z2 * (_A6 + z2 * (_A8 + z2 * (
+        _A10 + z2 * (_A12 + z2 * (_A14 + z2 * _A16))))))))
+    if swap:
+        a = 0.5 * math.pi - a
+    if x < 0.0:
+        a = math.pi - a
+    return -a if y < 0.0 else a
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _wrap(t, n):
+    """``t`` modulo ``n`` into ``[0, n)``, for ``t`` in ``[-2n, 2n)``."""
+    while t < 0.0:
+        t += n
+    while t >= n:
+        t -= n
+    return t
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _orientation_field(smoothed, n_ori):
+    """Central differences (symmetric border): ``magnitude`` and orientation in bin units
+    ``t = arctan2(gy, gx) * n_ori / (2 pi)`` in ``[0, n_ori)``, both ``(H, W)`` float32."""
+    height, width = smoothed.shape
+    magnitude = np.empty((height, width), np.float32)
+    bins = np.empty((height, width), np.float32)
+    for y in prange(height):
+        up = y - 1 if y > 0 else 0
+        down = y + 1 if y < height - 1 else height - 1
+        for x in range(width):
+            left = x - 1 if x > 0 else 0
+            right = x + 1 if x < width - 1 else width - 1
+            dx = 0.5 * (float(smoothed[y, right]) - float(smoothed[y, left]))
+            dy = 0.5 * (float(smoothed[down, x]) - float(smoothed[up, x]))
+            magnitude[y, x] = math.sqrt(dx * dx + dy * dy)
+            t = np.float32(_wrap(_atan2(dy, dx) * (n_ori / _TWO_PI), n_ori))
+            bins[y, x] = t if t < n_ori else np.float32(0.0)
+    return magnitude, bins
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _reflect(i, n):
+    """Index of ``i`` in the symmetric extension of ``range(n)``, and whether it is mirrored."""
+    m = i % (2 * n)
+    if m >= n:
+        return 2 * n - 1 - m, True
+    return m, False
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
+    """Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
+
+    Every pixel centre whose offset ``(dx, dy)`` from the point falls in the support, rotated
+    into the frame ``u = dx cos + dy sin``, ``v = -dx sin + dy cos``, adds its magnitude with its
+    orientation taken relative to the frame. For ``thetas = 0`` this is the upright descriptor
+    and equals the dense pooling at whole-pixel points.
+    """
+    height, width = magnitude.shape
+    n_points = xs.shape[0]
+    padded = n_cells + 2                        # one empty cell on each side: no bound checks
+    stride_y = padded * n_ori
+    out = np.zeros((n_points, n_cells * n_cells * n_ori), np.float32)
+    half_n = 0.5 * n_cells - 0.5
+    half_ori = 0.5 * n_ori
+    for k in prange(n_points):
+        cx = float(xs[k])
+        cy = float(ys[k])
+        s = float(sizes[k])
+        c = math.cos(thetas[k])
+        sn = math.sin(thetas[k])
+        if abs(sn) < 1e-12:
+            sn = 0.0
+        if abs(c) < 1e-12:
+            c = 0.0
+        t_theta = _wrap(float(thetas[k]) * (n_ori / _TWO_PI), n_ori)
+        inv_w = n_cells / s
+        step_x = c * inv_w
+        step_y = sn * inv_w
+        inv_2var = 2.0 / (s * s)                # 1 / (2 sigma^2), sigma = s / 2
+        reach = 0.5 * s + 0.5 * s / n_cells
+        extent = reach * (abs(c) + abs(sn))
+        x_lo = int(math.floor(cx - extent))
+        x_hi = int(math.ceil(cx + extent))
+        y_lo = int(math.floor(cy - extent))
+        y_hi = int(math.ceil(cy + extent))
+        gauss_x = np.empty(x_hi - x_lo + 1, np.float64)
+        for j in range(x_hi - x_lo + 1):
+            d = x_lo + j - cx
+            gauss_x[j] = math.exp(-d * d * inv_2var)
+        hist = np.zeros(padded * stride_y, np.float64)
+        for py in range(y_lo, y_hi + 1):
+            dy = py - cy
+            # Interval of dx with |u| < reach and |v| < reach on this row.
+            lo = -extent - 1.0
+            hi = extent + 1.0
+            if c != 0.0:
+                a = (-reach - dy * sn) / c
+                b = (reach - dy * sn) / c
+                lo = max(lo, min(a, b))
+                hi = min(hi, max(a, b))
+            elif abs(dy * sn) >= reach:
+                continue
+            if sn != 0.0:
+                a = (dy * c - reach) / sn
+                b = (dy * c + reach) / sn
+                lo = max(lo, min(a, b))
+                hi = min(hi, max(a, b))
+            elif abs(dy * c) >= reach:
+                continue
+            px_lo = max(x_lo, int(math.floor(cx + lo)))
+            px_hi = min(x_hi, int(math.ceil(cx + hi)))
+            ry, flip_y = _reflect(py, height)
+            row_inside = not flip_y and px_lo >= 0 and px_hi < width
+            gy_w = math.exp(-dy * dy * inv_2var)
+            dx0 = px_lo - cx
+            tx = (dx0 * c + dy * sn) * inv_w + half_n
+            ty = (dy * c - dx0 * sn) * inv_w + half_n
+            for px in range(px_lo, px_hi + 1):
+                if px > px_lo:
+                    tx += step_x
+                    ty -= step_y
+                if tx <= -1.0 or tx >= n_cells or ty <= -1.0 or ty >= n_cells:
+                    continue
+                if row_inside:
+                    rx = px
+                    t = float(bins[ry, rx]) - t_theta
+                    if t < 0.0:
+                        t += n_ori
+                else:
+                    rx, flip_x = _reflect(px, width)
+                    t = float(bins[ry, rx])
+                    if flip_x:
+                        t = half_ori - t
+                    if flip_y:
+                        t = -t
+                    t = _wrap(t - t_theta, n_ori)
+                mag = float(magnitude[ry, rx])
+                if mag == 0.0:
+                    continue
+                b0 = int(t)
+                if b0 >= n_ori:                 # t rounded up to n_ori
+                    b0 = 0
+                    t = 0.0
+                fo = t - b0
+                b1 = b0 + 1 if b0 + 1 < n_ori else 0
+                ix = int(math.floor(tx))
+                iy = int(math.floor(ty))
+                fx = tx - ix
+                fy = ty - iy
+                weight = mag * gy_w * gauss_x[px - x_lo]
+                m1 = weight * fo
+                m0 = weight - m1
+                base = (iy + 1) * stride_y + (ix + 1) * n_ori
+                a = (1.0 - fy) * (1.0 - fx)
+                hist[base + b0] += a * m0
+                hist[base + b1] += a * m1
+                a = (1.0 - fy) * fx
+                hist[base + n_ori + b0] += a * m0
+                hist[base + n_ori + b1] += a * m1
+                a = fy * (1.0 - fx)
+                hist[base + stride_y + b0] += a * m0
+                hist[base + stride_y + b1] += a * m1
+                a = fy * fx
+                hist[base + stride_y + n_ori + b0] += a * m0
+                hist[base + stride_y + n_ori + b1] += a * m1
+        d = 0
+        for iy in range(1, n_cells + 1):
+            for ix in range(1, n_cells + 1):
+                base = iy * stride_y + ix * n_ori
+                for o in range(n_ori):
+                    out[k, d] = hist[base + o]
+                    d += 1
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _normalize_rows(raw, clip, rootsift):
+    """L2-normalize, clip at ``clip``, L2-normalize again, then optionally RootSIFT; float64 sums.
+    Rows of norm <= 1e-12 (no gradient) become zeros."""
+    n, dim = raw.shape
+    out = np.zeros((n, dim), np.float32)
+    for k in prange(n):
+        total = 0.0
+        for d in range(dim):
+            total += float(raw[k, d]) ** 2
+        if total <= 1e-24:
+            continue
+        inv = 1.0 / math.sqrt(total)
+        total = 0.0
+        for d in range(dim):
+            total += min(raw[k, d] * inv, clip) ** 2
+        inv2 = 1.0 / math.sqrt(total)
+        scale = 1.0
+        if rootsift:
+            l1 = 0.0
+            for d in range(dim):
+                l1 += min(raw[k, d] * inv, clip) * inv2
+            scale = 1.0 / l1
+        for d in range(dim):
+            value = min(raw[k, d] * inv, clip) * inv2
+            out[k, d] = math.sqrt(value * scale) if rootsift else value
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _orientation_planes(magnitude, bins, n_ori):
+    """``(H, W, n_ori)`` float32: each pixel's magnitude split between its 2 nearest bins."""
+    height, width = magnitude.shape
+    planes = np.empty((height, width, n_ori), np.float32)
+    for y in prange(height):
+        for x in range(width):
+            for o in range(n_ori):
+                planes[y, x, o] = 0.0
+            t = bins[y, x]
+            b0 = int(t)
+            b1 = b0 + 1 if b0 + 1 < n_ori else 0
+            f = t - np.float32(b0)
+            planes[y, x, b1] = magnitude[y, x] * f
+            planes[y, x, b0] = magnitude[y, x] - planes[y, x, b1]
+    return planes
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _pool_grid(planes, kernel, step, n_rows, n_cols):
+    """Dense raw descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 from ``(H, W, O)`` planes.
+
+    Grid point ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``; ``kernel``
+    ``(n, T)`` holds each cell's 1-D weights over the ``T`` pixels of the support. Pass 1 pools
+    rows at the grid rows (contiguous ``W * O`` vectors), pass 2 columns at the grid columns
+    (``O``-vectors), over each cell's nonzero taps only.
+    """
+    height, width, n_ori = planes.shape
+    n_cells, taps = kernel.shape
+    t_lo = np.zeros(n_cells, np.int64)
+    t_hi = np.zeros(n_cells, np.int64)
+    for i in range(n_cells):
+        t_lo[i] = taps
+        for t in range(taps):
+            if kernel[i, t] != 0.0:
+                t_lo[i] = min(t_lo[i], t)
+                t_hi[i] = t + 1
+    flat = planes.reshape(height, width * n_ori)
+    pooled_y = np.zeros((n_rows, n_cells, width * n_ori), np.float32)
+    for idx in prange(n_rows * n_cells):
+        m = idx // n_cells
+        j = idx % n_cells
+        acc = pooled_y[m, j]
+        for t in range(t_lo[j], t_hi[j]):
+            wt = kernel[j, t]
+            row = flat[step * m + t]
+            for e in range(width * n_ori):
+                acc[e] += wt * row[e]
+    out = np.zeros((n_rows, n_cols, n_cells, n_cells, n_ori), np.float32)
+    for idx in prange(n_rows * n_cols):
+        m = idx // n_cols
+        k = idx % n_cols
+        for j in range(n_cells):
+            for i in range(n_cells):
+                dst = out[m, k, j, i]
+                for t in range(t_lo[i], t_hi[i]):
+                    wt = kernel[i, t]
+                    src = pooled_y[m, j, (step * k + t) * n_ori:(step * k + t + 1) * n_ori]
+                    for o in range(n_ori):
+                        dst[o] += wt * src[o]
+    return out.reshape(n_rows * n_cols, n_cells * n_cells * n_ori)
+
+
+# --------------------------------------------------------------------------------------------
+# Plain-numpy references (tests only), written differently on purpose: libm arctan2, gradients
+# of the padded image, every sample's weight on every cell and bin as a product of explicit
+# triangle functions summed with einsum, and dense pooling as band matrices (BLAS).
+
+
+def _orientation_field_reference(smoothed, n_ori):
+    """Twin of :func:`_orientation_field`; also returns the float64 ``gx, gy``."""
+    p = np.pad(smoothed.astype(np.float64), 1, mode="symmetric")
+    gx = 0.5 * (p[1:-1, 2:] - p[1:-1, :-2])
+    gy = 0.5 * (p[2:, 1:-1] - p[:-2, 1:-1])
+    bins = np.mod(np.arctan2(gy, gx) * (n_ori / (2 * np.pi)), n_ori)
+    return np.hypot(gx, gy).astype(np.float32), bins.astype(np.float32), gx, gy
+
+
+def _describe_reference(smoothed, xs, ys, sizes, thetas, n_cells, n_ori):
+    """Twin of :func:`_describe`, from the smoothed image (gradients of its symmetric padding)."""
+    rows = []
+    for cx, cy, s, theta in zip(xs, ys, sizes, thetas):
+        cx, cy, s, theta = float(cx), float(cy), float(s), float(theta)
+        r = int(np.ceil(s)) + 2
+        pad = r + int(max(abs(cx - smoothed.shape[1] / 2), abs(cy - smoothed.shape[0] / 2))) + 2
+        big = np.pad(smoothed.astype(np.float64), pad, mode="symmetric")
+        gx = 0.5 * (big[1:-1, 2:] - big[1:-1, :-2])
+        gy = 0.5 * (big[2:, 1:-1] - big[:-2, 1:-1])
+        py, px = np.mgrid[int(np.floor(cy)) - r:int(np.floor(cy)) + r + 1,
+                          int(np.floor(cx)) - r:int(np.floor(cx)) + r + 1]
+        gxv = gx[py + pad - 1, px + pad - 1].ravel()
+        gyv = gy[py + pad - 1, px + pad - 1].ravel()
+        dx = px.ravel() - cx
+        dy = py.ravel() - cy
+        u = dx * np.cos(theta) + dy * np.sin(theta)
+        v = -dx * np.sin(theta) + dy * np.cos(theta)
+        w = s / n_cells
+        centres = (np.arange(n_cells) - n_cells / 2 + 0.5) * w
+        tri_x = np.maximum(0.0, 1.0 - np.abs(u[:, None] - centres[None, :]) / w)
+        tri_y = np.maximum(0.0, 1.0 - np.abs(v[:, None] - centres[None, :]) / w)
+        phi = np.arctan2(gyv, gxv) - theta
+        centres_o = np.arange(n_ori) * (2 * np.pi / n_ori)
+        dist = np.abs(np.angle(np.exp(1j * (phi[:, None] - centres_o[None, :]))))  # circular
+        tri_o = np.maximum(0.0, 1.0 - dist / (2 * np.pi / n_ori))
+        weight = np.hypot(gxv, gyv) * np.exp(-(dx * dx + dy * dy) / (2 * (s / 2) ** 2))
+        rows.append(np.einsum("s,sj,si,so->jio", weight, tri_y, tri_x, tri_o).ravel())
+    return np.array(rows, np.float32).reshape(len(xs), n_cells * n_cells * n_ori)
+
+
+def _normalize_rows_reference(raw, clip, rootsift):
+    """Twin of :func:`_normalize_rows`."""
+    d = raw.astype(np.float64)
+    norm = np.linalg.norm(d, axis=1, keepdims=True)
+    keep = norm > 1e-12
+    d = np.minimum(np.divide(d, norm, out=np.zeros_like(d), where=keep), clip)
+    d = np.divide(d, np.linalg.norm(d, axis=1, keepdims=True), out=np.zeros_like(d), where=keep)
+    if rootsift:
+        d = np.sqrt(np.divide(d, d.sum(axis=1, keepdims=True), out=np.zeros_like(d), where=keep))
+    return d.astype(np.float32)
+
+
+def _pool_grid_reference(magnitude, bins, kernel, step, n_rows, n_cols, n_ori):
+    """Twin of :func:`_orientation_planes` + :func:`_pool_grid`: ``KY @ plane_o @ KX^T`` (BLAS)."""
+    height, width = magnitude.shape
+    n_cells, taps = kernel.shape
+    dist = np.abs(bins[None].astype(np.float64) - np.arange(n_ori)[:, None, None])
+    dist = np.minimum(dist, n_ori - dist)                      # cyclic distance in bin units
+    planes = magnitude[None] * np.maximum(0.0, 1.0 - dist)     # (O, H, W)
+    ky = np.zeros((n_rows, n_cells, height))
+    for m in range(n_rows):
+        ky[m, :, step * m:step * m + taps] = kernel
+    kx = np.zeros((n_cols, n_cells, width))
+    for k in range(n_cols):
+        kx[k, :, step * k:step * k + taps] = kernel
+    ky = ky.reshape(-1, height)
+    kx = kx.reshape(-1, width)
+    pooled = np.stack([ky @ plane @ kx.T for plane in planes])  # (O, rows * n, cols * n)
+    pooled = pooled.reshape(n_ori, n_rows, n_cells, n_cols, n_cells).transpose(1, 3, 2, 4, 0)
+    return pooled.reshape(n_rows * n_cols, -1).astype(np.float32)

@@ -1,0 +1,252 @@
+"""Visual-word codebooks: k-means++ over a descriptor sample, and exact nearest-word assignment.
+
+A bag of visual words (Csurka et al. 2004) quantizes each local descriptor to its nearest
+*visual word*, a centre found by k-means over a sample of training descriptors. This module
+holds the two halves of that idea as plain functions (scikit-learn's ``k_means`` / ``KMeans``
+split): :func:`learn_codebook` learns the centres and :func:`assign_words` maps descriptors to
+them. :class:`classicvision.bovw.BagOfWords` is the estimator that calls them.
+
+Distances use the BLAS expansion ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` in float32 chunks (a
+matrix product, not a Python loop). The expansion loses precision by cancellation when two
+words are nearly equidistant, so :func:`assign_words` recomputes, in float64 and directly,
+every row whose best two float32 distances lie within a rounding bound of each other: the
+answer then equals a float64 brute force (ties go to the lowest word index, as ``np.argmin``).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+from ._validation import check_descriptors, check_scalar
+
+__all__ = ["learn_codebook", "assign_words"]
+
+logger = logging.getLogger(__name__)
+
+_EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _squared_distances(descriptors: np.ndarray, codebook: np.ndarray, codebook_sq: np.ndarray) -> np.ndarray:
+    """(n, k) float32 squared distances by the BLAS expansion, clipped at 0."""
+    dist = descriptors @ codebook.T
+    dist *= -2.0
+    dist += codebook_sq[None, :]
+    dist += np.einsum("ij,ij->i", descriptors, descriptors)[:, None]
+    np.maximum(dist, 0.0, out=dist)
+    return dist
+
+
+def _nearest(descriptors: np.ndarray, codebook: np.ndarray, n_nearest: int = 1,
+             chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate (float32) ``n_nearest`` words and squared distances, nearest first.
+
+    Returns ``(indices (N, n_nearest) int32, squared distances (N, n_nearest) float32)``.
+    Used for soft assignment and k-means, where float32 accuracy is plenty.
+    """
+    n = descriptors.shape[0]
+    k = codebook.shape[0]
+    n_nearest = min(n_nearest, k)
+    indices = np.empty((n, n_nearest), np.int32)
+    dists = np.empty((n, n_nearest), np.float32)
+    codebook_sq = np.einsum("ij,ij->i", codebook, codebook)
+    for start in range(0, n, chunk_size):
+        block = _squared_distances(descriptors[start:start + chunk_size], codebook, codebook_sq)
+        if n_nearest == 1:
+            idx = np.argmin(block, axis=1)[:, None]
+        else:
+            idx = np.argpartition(block, n_nearest - 1, axis=1)[:, :n_nearest]
+            order = np.argsort(np.take_along_axis(block, idx, axis=1), axis=1, kind="stable")
+            idx = np.take_along_axis(idx, order, axis=1)
+        indices[start:start + chunk_size] = idx
+        dists[start:start + chunk_size] = np.take_along_axis(block, idx, axis=1)
+    return indices, dists
+
+
+def assign_words(descriptors, codebook, *, chunk_size: int = 4096) -> np.ndarray:
+    """Index of the nearest visual word (squared Euclidean distance) for every descriptor.
+
+    Parameters
+    ----------
+    descriptors : (N, D) float32 array
+        Local descriptors, one per row.
+    codebook : (K, D) float32 array
+        Visual words, e.g. from :func:`learn_codebook`.
+    chunk_size : int
+        Rows of ``descriptors`` per BLAS block (memory is ``chunk_size * K`` floats).
+
+    Returns
+    -------
+    words : (N,) int32 array
+        ``words[i] = argmin_k |descriptors[i] - codebook[k]|^2``; exact ties go to the lowest
+        index. ``(0,)`` for no descriptors.
+
+    Notes
+    -----
+    Distances are ``|a|^2 + |b|^2 - 2 a.b`` in float32 blocks. Rows whose two smallest float32
+    distances differ by less than ``8 * D * eps32 * (|a|^2 + max_k |b_k|^2)`` (a generous bound
+    on the rounding error of the expansion) are recomputed exactly in float64 as
+    ``sum((a - b)^2)``, so the result matches a float64 brute force.
+
+    References
+    ----------
+    G. Csurka, C. Dance, L. Fan, J. Willamowski, C. Bray, "Visual categorization with bags of
+    keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004, section 2.1.
+
+    Examples
+    --------
+    >>> codebook = np.array([[0, 0], [1, 1]], np.float32)
+    >>> assign_words(np.array([[0.1, 0.0], [0.9, 1.2]], np.float32), codebook)
+    array([0, 1], dtype=int32)
+    """
+    descriptors = check_descriptors(descriptors, "descriptors")
+    codebook = check_descriptors(codebook, "codebook")
+    check_scalar(chunk_size, "chunk_size", kind=numbers.Integral, low=1)
+    if codebook.shape[0] == 0:
+        raise ValueError("codebook must have at least one word, got shape (0, D)")
+    if descriptors.shape[0] == 0:
+        return np.zeros(0, np.int32)
+    if descriptors.shape[1] != codebook.shape[1]:
+        raise ValueError(f"descriptors and codebook must have the same number of columns, "
+                         f"got {descriptors.shape[1]} and {codebook.shape[1]}")
+    n, dim = descriptors.shape
+    words = np.empty(n, np.int32)
+    codebook_sq = np.einsum("ij,ij->i", codebook, codebook)
+    max_word_sq = float(codebook_sq.max())
+    codebook64 = codebook.astype(np.float64)
+    for start in range(0, n, chunk_size):
+        block_desc = descriptors[start:start + chunk_size]
+        block = _squared_distances(block_desc, codebook, codebook_sq)
+        best = np.argmin(block, axis=1)
+        rows = np.arange(block.shape[0])
+        if codebook.shape[0] > 1:
+            first = block[rows, best].copy()
+            block[rows, best] = np.inf
+            second = block.min(axis=1)
+            bound = 8.0 * dim * _EPS32 * (np.einsum("ij,ij->i", block_desc, block_desc) + max_word_sq)
+            unsure = np.flatnonzero(second - first <= bound)
+            for i in unsure:  # rare: near ties; exact float64 distances for these rows only
+                diff = codebook64 - block_desc[i].astype(np.float64)
+                best[i] = np.argmin(np.einsum("ij,ij->i", diff, diff))
+        words[start:start + chunk_size] = best
+    return words
+
+
+def _kmeans_plus_plus(sample: np.ndarray, n_words: int, rng: np.random.RandomState) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with 2 + log k trials per step)."""
+    n = sample.shape[0]
+    n_trials = 2 + int(np.log(n_words))
+    sample_sq = np.einsum("ij,ij->i", sample, sample)
+    centres = np.empty((n_words, sample.shape[1]), np.float32)
+    first = rng.randint(n)
+    centres[0] = sample[first]
+    closest = np.maximum(sample_sq - 2.0 * (sample @ sample[first]) + sample_sq[first], 0.0)
+    potential = float(closest.sum())
+    for c in range(1, n_words):
+        if potential <= 0.0:  # every point already sits on a centre: pick any
+            candidates = rng.randint(n, size=n_trials)
+        else:
+            draws = rng.uniform(size=n_trials) * potential
+            candidates = np.searchsorted(np.cumsum(closest, dtype=np.float64), draws)
+            candidates = np.minimum(candidates, n - 1)
+        cand = sample[candidates]
+        dist = sample_sq[None, :] - 2.0 * (cand @ sample.T) + sample_sq[candidates][:, None]
+        np.maximum(dist, 0.0, out=dist)
+        np.minimum(dist, closest[None, :], out=dist)
+        potentials = dist.sum(axis=1, dtype=np.float64)
+        best = int(np.argmin(potentials))
+        closest = dist[best]
+        potential = float(potentials[best])
+        centres[c] = sample[candidates[best]]
+    return centres
+
+
+def learn_codebook(descriptors, n_words: int, *, max_iter: int = 20, tol: float = 1e-4,
+                   random_state=None) -> np.ndarray:
+    """Learn ``n_words`` visual words by k-means (k-means++ seeding, Lloyd iterations).
+
+    Parameters
+    ----------
+    descriptors : (N, D) float32 array
+        Training descriptors (usually a random sample of those of the training images).
+    n_words : int
+        Number of words K; at most N.
+    max_iter : int
+        Lloyd iterations at most.
+    tol : float
+        Stop when the summed squared shift of the centres falls below
+        ``tol * mean(var(descriptors, axis=0))`` (scikit-learn's convention), or when no
+        assignment changed.
+    random_state : None, int or numpy.random.RandomState
+        Seeds the k-means++ draws.
+
+    Returns
+    -------
+    codebook : (K, D) float32 array
+
+    Notes
+    -----
+    Seeding is greedy k-means++: each new centre is the best (lowest potential) of
+    ``2 + log K`` candidates drawn with probability proportional to the squared distance to the
+    nearest chosen centre. A cluster left empty by a Lloyd step is re-seeded at the sample point
+    farthest from its centre (the next farthest for the next empty cluster): deterministic.
+
+    References
+    ----------
+    D. Arthur, S. Vassilvitskii, "k-means++: the advantages of careful seeding", SODA 2007.
+    S. Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 28(2), 1982.
+    G. Csurka et al., "Visual categorization with bags of keypoints", ECCV Workshop 2004.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> points = np.concatenate([rng.normal(c, 0.1, (50, 2)) for c in (0, 10)]).astype(np.float32)
+    >>> (np.sort(learn_codebook(points, 2, random_state=0)[:, 0]).round() + 0.0).tolist()
+    [0.0, 10.0]
+    """
+    descriptors = check_descriptors(descriptors, "descriptors")
+    check_scalar(n_words, "n_words", kind=numbers.Integral, low=1)
+    check_scalar(max_iter, "max_iter", kind=numbers.Integral, low=0)
+    check_scalar(tol, "tol", low=0)
+    n = descriptors.shape[0]
+    if n < n_words:
+        raise ValueError(f"n_words must be <= the number of descriptors ({n}), got {n_words}")
+    rng = check_random_state(random_state)
+    centres = _kmeans_plus_plus(descriptors, int(n_words), rng)
+    threshold = tol * float(np.mean(np.var(descriptors, axis=0, dtype=np.float64)))
+    labels = None
+    rows = np.arange(n)
+    for iteration in range(max_iter):
+        nearest, dist = _nearest(descriptors, centres, 1)
+        new_labels = nearest[:, 0]
+        if labels is not None and np.array_equal(new_labels, labels):
+            logger.debug("k-means converged (no change) after %d iterations", iteration)
+            break
+        labels = new_labels
+        onehot = sp.csr_matrix((np.ones(n, np.float32), (labels, rows)), shape=(n_words, n))
+        sums = np.asarray(onehot @ descriptors, dtype=np.float32)
+        counts = np.bincount(labels, minlength=n_words)
+        new_centres = sums / np.maximum(counts, 1)[:, None].astype(np.float32)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            far = np.argsort(-dist[:, 0], kind="stable")[:empty.size]
+            new_centres[empty] = descriptors[far]
+            logger.debug("re-seeded %d empty clusters", empty.size)
+        shift = float(((new_centres - centres) ** 2).sum())
+        centres = new_centres
+        if shift <= threshold:
+            logger.debug("k-means converged (shift %.3g) after %d iterations", shift, iteration + 1)
+            break
+    return np.ascontiguousarray(centres, dtype=np.float32)
+
+
+def inertia(descriptors, codebook) -> float:
+    """Sum of squared distances of ``descriptors`` to their nearest word (the k-means objective)."""
+    descriptors = check_descriptors(descriptors, "descriptors")
+    codebook = check_descriptors(codebook, "codebook")
+    _, dist = _nearest(descriptors, codebook, 1)
+    return float(dist.sum(dtype=np.float64))

@@ -1,0 +1,196 @@
+"""Tests for classicvision.bovw: DenseSIFT, BagOfWords (spatial pyramid), TinyImages."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from classicvision.bovw import BagOfWords, DenseSIFT, ImageFeatures, TinyImages, pyramid_level_weights
+
+
+def _texture(kind: int, seed: int, size: int = 48) -> np.ndarray:
+    """Tiny generated images of three texture classes: vertical stripes, horizontal stripes, blobs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    if kind == 0:
+        image = 0.5 + 0.4 * np.sin(xx * 0.8 + phase)
+    elif kind == 1:
+        image = 0.5 + 0.4 * np.sin(yy * 0.8 + phase)
+    else:
+        image = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 2.0) * 2 - 0.5
+    return np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def textures():
+    images = [_texture(k, 10 * k + i) for k in range(3) for i in range(4)]
+    return images, np.repeat(np.arange(3), 4)
+
+
+def _features(words_xy, shape=(40, 40)):
+    """ImageFeatures whose descriptors are one-hot vectors of given words at given (x, y)."""
+    words = np.array([w for w, _, _ in words_xy])
+    points = np.array([[x, y] for _, x, y in words_xy], np.float32).reshape(-1, 2)
+    return ImageFeatures(points, np.eye(4, dtype=np.float32)[words].reshape(-1, 4), shape)
+
+
+def _one_hot_bow(**params):
+    bow = BagOfWords(n_words=4, **params)
+    bow.codebook_ = np.eye(4, dtype=np.float32)  # fitted by hand: words are the unit vectors
+    bow.soft_sigma_ = params.get("soft_sigma")
+    return bow
+
+
+def test_pyramid_dimension_and_level_weights():
+    assert pyramid_level_weights(1).tolist() == [1.0]
+    assert pyramid_level_weights(3).tolist() == [0.25, 0.25, 0.5]
+    assert pyramid_level_weights(4).tolist() == [0.125, 0.125, 0.25, 0.5]
+    for levels in (1, 2, 3):
+        x = _one_hot_bow(levels=levels, normalize="l1").transform([_features([(1, 5, 5)])])
+        assert x.shape == (1, 4 * (4 ** levels - 1) // 3) and x.dtype == np.float32
+
+
+def test_hard_histogram_cells_and_weights():
+    # word 0 top-left, word 1 twice bottom-right, in a 40x40 image; levels=3 -> weights 1/4, 1/4, 1/2
+    feats = _features([(0, 2, 3), (1, 35, 36), (1, 30, 38)])
+    x = _one_hot_bow(levels=3, normalize="l1").transform([feats])[0]
+    raw = np.zeros(4 * 21)
+    raw[[0, 1]] = np.array([1, 2]) / 3 * 0.25                      # level 0
+    raw[4 + 0 * 4 + 0] = 1 / 3 * 0.25                              # level 1, cell (0, 0)
+    raw[4 + 3 * 4 + 1] = 2 / 3 * 0.25                              # level 1, cell (1, 1)
+    raw[20 + 0 * 4 + 0] = 1 / 3 * 0.5                              # level 2, cell (0, 0)
+    raw[20 + 15 * 4 + 1] = 2 / 3 * 0.5                             # level 2, cell (3, 3)
+    np.testing.assert_allclose(x, raw / raw.sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("normalize", ["l1", "sqrt", "l2"])
+def test_normalizations(normalize):
+    rng = np.random.default_rng(0)
+    feats = [ImageFeatures(rng.random((60, 2), dtype=np.float32) * 30, rng.random((60, 4), dtype=np.float32),
+                           (30, 30)) for _ in range(3)]
+    l1 = _one_hot_bow(levels=2, normalize="l1").transform(feats)
+    x = _one_hot_bow(levels=2, normalize=normalize).transform(feats)
+    assert (x >= 0).all()
+    if normalize == "l1":
+        np.testing.assert_allclose(x.sum(axis=1), 1.0, rtol=1e-5)
+    elif normalize == "sqrt":
+        np.testing.assert_allclose(x, np.sqrt(l1), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+    else:
+        np.testing.assert_allclose(x, l1 / np.linalg.norm(l1, axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_level0_is_word_count_histogram():
+    rng = np.random.default_rng(5)
+    codebook = rng.random((6, 8), dtype=np.float32)
+    desc = rng.random((100, 8), dtype=np.float32)
+    bow = BagOfWords(n_words=6, levels=1, normalize="l1")
+    bow.codebook_, bow.soft_sigma_ = codebook, None
+    x = bow.transform([ImageFeatures(rng.random((100, 2), dtype=np.float32), desc, (1, 1))])[0]
+    nearest = ((desc[:, None] - codebook[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_allclose(x, np.bincount(nearest, minlength=6) / 100, rtol=1e-6)
+
+
+def test_soft_assignment_weights():
+    # a descriptor equidistant from words 0 and 1 splits its vote; far words get ~0
+    bow = _one_hot_bow(levels=1, normalize="l1", encoding="soft", soft_sigma=0.1)
+    feats = ImageFeatures(np.zeros((1, 2), np.float32), np.array([[0.5, 0.5, 0, 0]], np.float32), (4, 4))
+    np.testing.assert_allclose(bow.transform([feats])[0], [0.5, 0.5, 0, 0], atol=1e-6)
+    wide = _one_hot_bow(levels=1, normalize="l1", encoding="soft", soft_sigma=100.0)
+    np.testing.assert_allclose(wide.transform([feats])[0], 0.25, atol=1e-3)
+
+
+def test_empty_feature_set_gives_zero_row():
+    empty = ImageFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 4), np.float32), (10, 10))
+    for normalize in ("l1", "sqrt", "l2"):
+        x = _one_hot_bow(levels=2, normalize=normalize).transform([empty, _features([(2, 1, 1)], (10, 10))])
+        assert x.shape == (2, 20) and not x[0].any() and x[1].any() and np.isfinite(x).all()
+    assert _one_hot_bow(levels=2).transform([]).shape == (0, 20)
+
+
+def test_fit_learns_codebook_and_sigma():
+    rng = np.random.default_rng(1)
+    feats = [ImageFeatures(rng.random((50, 2), dtype=np.float32), rng.random((50, 16), dtype=np.float32), (1, 1))
+             for _ in range(4)]
+    bow = BagOfWords(n_words=7, levels=2, encoding="soft", sample_size=120, random_state=0).fit(feats)
+    assert bow.codebook_.shape == (7, 16) and bow.codebook_.dtype == np.float32
+    assert bow.n_descriptors_fit_ == 120 and bow.soft_sigma_ > 0
+    np.testing.assert_array_equal(bow.codebook_, clone(bow).fit(feats).codebook_)
+    with pytest.raises(ValueError, match="n_words"):
+        BagOfWords(n_words=500).fit(feats)
+
+
+def test_estimator_contract():
+    bow = BagOfWords(n_words=10, levels=2, random_state=3)
+    params = bow.get_params()
+    assert params["n_words"] == 10 and params["random_state"] == 3 and params["normalize"] == "sqrt"
+    assert clone(bow).get_params() == params
+    assert bow.set_params(levels=1).levels == 1
+    with pytest.raises(NotFittedError):
+        bow.transform([])
+    for est in (DenseSIFT(step=4, sizes=(8, 12)), TinyImages(size=8)):
+        assert clone(est).get_params() == est.get_params()
+    with pytest.raises(ValueError, match="encoding"):
+        BagOfWords(encoding="fisher").fit([])
+    with pytest.raises(TypeError, match="ImageFeatures"):
+        BagOfWords(n_words=2).fit([np.zeros((4, 4))])
+
+
+def test_dense_sift_transformer(textures):
+    images, _ = textures
+    feats = DenseSIFT(step=8, sizes=(8, 16)).fit_transform(images[:2])
+    assert len(feats) == 2
+    for f in feats:
+        assert f.descriptors.dtype == np.float32 and f.points.dtype == np.float32
+        assert f.shape == (48, 48) and len(f.points) == len(f.descriptors) > 0
+        np.testing.assert_allclose(np.linalg.norm(f.descriptors, axis=1), 1.0, atol=1e-3)
+    single = DenseSIFT(step=8, sizes=(16,)).transform(images[:1])[0]
+    assert len(single.descriptors) < len(feats[0].descriptors)
+    small = DenseSIFT(step=8, max_side=24).transform(images[:1])[0]
+    assert small.shape == (24, 24)
+    with pytest.raises(ValueError, match="sequence of images"):
+        DenseSIFT().transform(images[0])
+    with pytest.raises(ValueError, match="step"):
+        DenseSIFT(step=0).fit()
+
+
+def test_dense_sift_reads_paths(tmp_path, textures):
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), (textures[0][0] * 255).round().astype(np.uint8))
+    from_path = DenseSIFT().transform([path])[0]
+    from_array = DenseSIFT().transform([np.round(textures[0][0] * 255).astype(np.uint8)])[0]
+    np.testing.assert_allclose(from_path.descriptors, from_array.descriptors, atol=1e-5)
+
+
+def test_tiny_images(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 30), dtype=np.float32)
+    x = TinyImages(size=8).fit_transform([image, np.full((10, 10), 0.5, np.float32)])
+    assert x.shape == (2, 64) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0].mean(), 0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x[0]), 1, rtol=1e-5)
+    assert not x[1].any()
+    expected = cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA).ravel()
+    expected = (expected - expected.mean()) / np.linalg.norm(expected - expected.mean())
+    np.testing.assert_allclose(x[0], expected, atol=1e-5)
+
+
+def test_pipeline_and_grid_search(textures):
+    images, labels = textures
+    pipe = make_pipeline(DenseSIFT(step=8, sizes=(16,)), BagOfWords(n_words=8, levels=2, random_state=0),
+                         LinearSVC(C=10.0))
+    assert pipe.fit(images, labels).score(images, labels) == 1.0
+    fresh = clone(pipe)
+    assert not hasattr(fresh[1], "codebook_")
+    search = GridSearchCV(pipe, {"bagofwords__n_words": [4, 8], "bagofwords__encoding": ["hard", "soft"]},
+                          cv=2).fit(images, labels)
+    assert search.best_score_ >= 0.75
+    held_out = [_texture(k, 1000 + k) for k in range(3)]
+    assert (search.predict(held_out) == np.arange(3)).mean() >= 2 / 3

@@ -1,0 +1,157 @@
+"""Tests for classicvision.scale_space: kernels against references, blobs, OpenCV's SIFT detector."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from classicvision import _scale_space_kernels as _k
+from classicvision.filters import gaussian
+from classicvision.scale_space import (GaussianPyramid, _blur, _upsample2, _upsample2_reference, dog_extrema,
+                                       dog_keypoints, gaussian_pyramid, level_of_scale)
+
+
+def _blob(size, x, y, sigma):
+    yy, xx = np.mgrid[:size, :size]
+    return np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def small_camera(camera):
+    return np.ascontiguousarray(camera[::2, ::2])
+
+
+def test_upsample_and_blur_match_references(small_camera):
+    up = _upsample2(small_camera)
+    assert up.shape == (512, 512)
+    np.testing.assert_allclose(up, _upsample2_reference(small_camera), atol=1e-6)
+    np.testing.assert_array_equal(up[::2, ::2], small_camera)  # base pixel 2x is input pixel x
+    np.testing.assert_allclose(_blur(up, 1.3), gaussian(up, 1.3, mode="mirror"), atol=1e-5)
+
+
+def test_extrema_kernel_matches_reference():
+    rng = np.random.default_rng(0)
+    dog = rng.normal(0, 0.02, (5, 40, 50)).astype(np.float32)
+    dog[2, 20, 20] = 0.5  # a plateau tie still counts as an extremum
+    dog[2, 20, 21] = 0.5
+    gauss = np.concatenate([np.zeros((1, 40, 50), np.float32), np.cumsum(dog, axis=0)])  # diff(gauss) == dog
+    dog = np.diff(gauss, axis=0)
+    slow = np.argwhere(_k._extrema_mask_reference(dog, np.float32(0.005), 5))
+    for kernel in (_k._extrema_rows_parallel, _k._extrema_rows_serial):
+        columns, counts = kernel(gauss, np.float32(0.005), 5)
+        fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
+        np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(_k._extrema(gauss, 0.005, 5), slow)
+    assert [2, 20, 20] in slow.tolist() and [2, 20, 21] in slow.tolist() and len(slow) > 10
+
+
+def test_refine_kernel_matches_reference(small_camera):
+    pyramid = gaussian_pyramid(small_camera)
+    stack = pyramid.octaves[1]
+    dog = np.subtract(stack[1:], stack[:-1])
+    candidates = _k._extrema(stack, 0.005, 5)
+    assert len(candidates) > 50
+    keep, values, layers = _k._refine(stack, candidates, 3, 0.03, 10.0, 5, 5)
+    keep_r, values_r, layers_r = _k._refine_reference(dog, candidates, 3, 0.03, 10.0, 5, 5)
+    assert (keep != keep_r).sum() <= 1  # float32 vs float64 at a threshold
+    both = keep & keep_r
+    assert both.sum() > 20
+    np.testing.assert_allclose(values[both], values_r[both], atol=1e-3)
+    np.testing.assert_array_equal(layers[both], layers_r[both])
+
+
+def test_pyramid_shapes_and_blur():
+    pyramid = gaussian_pyramid(np.zeros((100, 60), np.float32), n_scales=2)
+    assert isinstance(pyramid, GaussianPyramid)
+    assert pyramid.octaves[0].shape == (5, 200, 120)
+    assert pyramid.octaves[1].shape == (5, 100, 60)
+    assert all(o.dtype == np.float32 for o in pyramid.octaves)
+    assert float(pyramid.octave_factor(0)) == 0.5 and float(pyramid.octave_factor(3)) == 4.0
+    assert gaussian_pyramid(np.zeros((64, 64)), upsample=False, n_octaves=2).octaves[0].shape == (6, 64, 64)
+
+
+@pytest.mark.parametrize("sigma, upsample", [(2.0, True), (3.0, True), (5.0, True), (3.0, False), (5.0, False)])
+def test_blob_position_and_scale(sigma, upsample):
+    image = _blob(96, 40.3, 51.7, sigma)
+    points, scales, responses = dog_keypoints(image, upsample=upsample)
+    assert points.dtype == scales.dtype == responses.dtype == np.float32
+    np.testing.assert_allclose(points[0], [40.3, 51.7], atol=0.25)
+    # A bright Gaussian blob: a DoG minimum at a scale proportional to the blob's (about 0.9 sigma).
+    assert responses[0] < 0
+    assert 0.75 * sigma < scales[0] < 1.1 * sigma
+
+
+def test_small_blob_needs_upsampling():
+    # Scale 1.8 lies below the first DoG layer without the initial doubling (Lowe 2004, section 3.3).
+    assert len(dog_keypoints(_blob(64, 30, 30, 2.0), upsample=False)[0]) == 0
+
+
+def test_scale_covariance():
+    small = dog_keypoints(_blob(128, 64, 64, 3.0))[1][0]
+    large = dog_keypoints(_blob(128, 64, 64, 6.0))[1][0]
+    assert large / small == pytest.approx(2.0, rel=0.06)
+
+
+def test_sorted_and_max_points(small_camera):
+    points, scales, responses = dog_keypoints(small_camera)
+    assert len(points) > 100
+    assert np.all(np.diff(np.abs(responses)) <= 0)
+    assert np.all(np.abs(responses) * 3 >= 0.03 - 1e-6)
+    top = dog_keypoints(small_camera, max_points=10)
+    np.testing.assert_array_equal(top[0], points[:10])
+    fewer = dog_keypoints(small_camera, contrast_threshold=0.06)[0]
+    assert len(fewer) < len(points)
+
+
+def test_agrees_with_opencv_sift_detector(small_camera):
+    points, scales, _ = dog_keypoints(small_camera)
+    sift = cv2.SIFT.create(contrastThreshold=0.03)  # OpenCV's threshold is also divided by n_scales
+    keypoints = sift.detect((small_camera * 255).round().astype(np.uint8), None)
+    theirs = np.unique(np.array([(k.pt[0], k.pt[1], k.size / 2) for k in keypoints]), axis=0)
+    # OpenCV upsamples with half-pixel centres and halves the coordinates: a 0.25 px shift.
+    distance, index = cKDTree(theirs[:, :2] - 0.25).query(points)
+    agree = (distance < 1.0) & (np.abs(np.log(theirs[index, 2] / scales)) < 0.2)
+    assert agree.mean() > 0.65
+    assert 0.7 < len(points) / len(theirs) < 1.3
+
+
+def test_level_of_scale_recovers_detection_level(small_camera):
+    pyramid = gaussian_pyramid(small_camera)
+    found = dog_extrema(pyramid)
+    octaves, levels = level_of_scale(pyramid, found.scales)
+    detected_level = np.rint(found.layers).astype(int)
+    same = (octaves == found.octaves) & (levels == detected_level)
+    # Ambiguous only on the boundary between octaves (layer 0.5 of o == layer s + 0.5 of o - 1).
+    assert same.mean() > 0.95
+    assert levels.min() >= 0 and levels.max() <= pyramid.n_scales + 2
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 8), (5, 300)])
+def test_tiny_and_flat_images_give_empty(shape):
+    points, scales, responses = dog_keypoints(np.full(shape, 0.5, np.float32))
+    assert points.shape == (0, 2) and scales.shape == (0,) and responses.shape == (0,)
+    assert points.dtype == np.float32
+
+
+def test_dtypes(small_camera):
+    as_uint8 = (small_camera * 255).round().astype(np.uint8)
+    a = dog_keypoints(as_uint8)[0]
+    b = dog_keypoints(as_uint8.astype(np.float64) / 255)[0]
+    np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="n_scales"):
+        gaussian_pyramid(np.zeros((32, 32)), n_scales=0)
+    with pytest.raises(ValueError, match="sigma"):
+        dog_keypoints(np.zeros((32, 32)), sigma=-1.0)
+    with pytest.raises(TypeError, match="pyramid"):
+        dog_extrema(np.zeros((32, 32)))
+    with pytest.raises(ValueError, match="edge_threshold"):
+        dog_extrema(gaussian_pyramid(np.zeros((32, 32))), edge_threshold=1.0)
+    with pytest.raises(ValueError, match="max_points"):
+        dog_keypoints(np.zeros((32, 32)), max_points=0)
+    with pytest.raises(ValueError, match="2-D"):
+        dog_keypoints(np.zeros((3, 32, 32)))
