@@ -40,9 +40,10 @@ def _match_parser(sub) -> None:
                    help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
     p.add_argument("--max-points", type=int, default=None, help="Harris points per image (default: library default)")
     p.add_argument("--ratio", type=float, default=None, help="ratio-test threshold (default 0.8)")
-    p.add_argument("--detector", choices=("dog", "harris"), default="dog",
-                   help="dog: scale- and rotation-invariant DoG points with dominant orientations (default); "
-                        "harris: single-scale Harris corners with upright descriptors")
+    p.add_argument("--detector", choices=("harris", "dog"), default="harris",
+                   help="harris: single-scale Harris corners with upright descriptors (default, fastest); "
+                        "dog: scale- and rotation-invariant DoG points with dominant orientations "
+                        "(for pairs with a scale change or rotation, e.g. Episcopal Gaudi)")
     p.add_argument("--descriptor", choices=("rootsift", "sift"), default="rootsift",
                    help="RootSIFT (default) or plain SIFT descriptors")
     p.add_argument("--verify", choices=("homography", "fundamental"),

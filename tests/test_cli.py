@@ -96,3 +96,19 @@ def test_real_pairs_reach_the_target(capsys, pairs_dir, pair, minimum):
     assert code == 0, err
     report = json.loads(out)
     assert report["accuracy"] >= minimum, report
+
+
+@pytest.mark.data
+def test_scale_invariant_detector_on_episcopal_gaudi(capsys, pairs_dir):
+    code, out, err = run(capsys, "match", "--pair", "e_gaudi", "--data", str(pairs_dir.parent), "--detector", "dog",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] >= 0.85
+
+
+def test_verify_keeps_only_inliers(capsys):
+    code, out, err = run(capsys, "match", "--detector", "dog", "--verify", "fundamental", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n_inliers"] == report["n_matches"] > 0
+    assert report["accuracy"] >= 0.95
