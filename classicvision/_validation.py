@@ -17,6 +17,7 @@ __all__ = [
     "check_descriptors",
     "check_scalar",
     "check_choice",
+    "check_matches",
 ]
 
 # Largest value of each integer dtype an image may arrive in; floats are taken as already in [0, 1].
@@ -145,3 +146,21 @@ def check_choice(value, name: str, choices) -> str:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}, got {value!r}")
     return value
+
+
+def check_matches(matches, n1: int, n2: int, name: str = "matches") -> np.ndarray:
+    """``matches`` as an (M, 2) int64 array of valid indices into n1 and n2 points, or raise."""
+    matches = np.asarray(matches)
+    if matches.size == 0:
+        return np.zeros((0, 2), np.int64)
+    if matches.dtype.kind not in "ui":
+        raise TypeError(f"{name} must hold integer indices, got dtype {matches.dtype}")
+    if matches.ndim != 2 or matches.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (M, 2), got shape {matches.shape}")
+    matches = matches.astype(np.int64)
+    for column, n, points in ((0, n1, "points1"), (1, n2, "points2")):
+        values = matches[:, column]
+        if values.min() < 0 or values.max() >= n:
+            raise ValueError(f"{name}[:, {column}] must index {points} (0 <= index < {n}), "
+                             f"got values in [{values.min()}, {values.max()}]")
+    return matches

@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_points, check_scalar
+from ._validation import check_matches, check_points, check_scalar
 
 __all__ = [
     "warp_points",
@@ -50,24 +50,6 @@ __all__ = [
     "disparity_correct",
     "disparity_accuracy",
 ]
-
-
-def _check_matches(matches, n1: int, n2: int, name: str = "matches") -> np.ndarray:
-    """``matches`` as an (M, 2) int64 array of valid indices into n1 and n2 points, or raise."""
-    matches = np.asarray(matches)
-    if matches.size == 0:
-        return np.zeros((0, 2), np.int64)
-    if matches.dtype.kind not in "ui":
-        raise TypeError(f"{name} must hold integer indices, got dtype {matches.dtype}")
-    if matches.ndim != 2 or matches.shape[1] != 2:
-        raise ValueError(f"{name} must have shape (M, 2), got shape {matches.shape}")
-    matches = matches.astype(np.int64)
-    for column, n, points in ((0, n1, "points1"), (1, n2, "points2")):
-        values = matches[:, column]
-        if values.min() < 0 or values.max() >= n:
-            raise ValueError(f"{name}[:, {column}] must index {points} (0 <= index < {n}), "
-                             f"got values in [{values.min()}, {values.max()}]")
-    return matches
 
 
 def _check_homography(H) -> np.ndarray:
@@ -96,7 +78,7 @@ def _fraction(correct: np.ndarray, top) -> float:
 def _matched(points1, points2, matches):
     points1 = check_points(points1, "points1")
     points2 = check_points(points2, "points2")
-    matches = _check_matches(matches, len(points1), len(points2))
+    matches = check_matches(matches, len(points1), len(points2))
     return points1[matches[:, 0]].astype(np.float64), points2[matches[:, 1]].astype(np.float64)
 
 

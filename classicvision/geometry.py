@@ -36,28 +36,12 @@ import numbers
 import cv2
 import numpy as np
 
-from ._validation import check_choice, check_points, check_scalar
+from ._validation import check_choice, check_matches, check_points, check_scalar
 
 __all__ = ["MIN_MATCHES", "verify_matches"]
 
 MIN_MATCHES = {"homography": 4, "fundamental": 8}
 _METHODS = ("magsac", "ransac")
-
-
-def _check_matches(matches, n1: int, n2: int) -> np.ndarray:
-    matches = np.asarray(matches)
-    if matches.size == 0:
-        return np.zeros((0, 2), np.int64)
-    if matches.dtype.kind not in "ui":
-        raise TypeError(f"matches must hold integer indices, got dtype {matches.dtype}")
-    if matches.ndim != 2 or matches.shape[1] != 2:
-        raise ValueError(f"matches must have shape (M, 2), got shape {matches.shape}")
-    matches = matches.astype(np.int64)
-    for column, n, name in ((0, n1, "points1"), (1, n2, "points2")):
-        if matches[:, column].min() < 0 or matches[:, column].max() >= n:
-            raise ValueError(f"matches[:, {column}] must index {name} (0 <= index < {n}), got values in "
-                             f"[{matches[:, column].min()}, {matches[:, column].max()}]")
-    return matches
 
 
 def _usac_params(model: str, threshold: float, confidence: float, max_iters: int, seed: int):
@@ -135,7 +119,7 @@ def verify_matches(points1, points2, matches, *, model: str = "homography", thre
         check_scalar(random_state, "random_state", kind=numbers.Integral, low=0)
     points1 = check_points(points1, "points1")
     points2 = check_points(points2, "points2")
-    matches = _check_matches(matches, len(points1), len(points2))
+    matches = check_matches(matches, len(points1), len(points2))
     inliers = np.zeros(len(matches), bool)
     if len(matches) < MIN_MATCHES[model]:
         return inliers, None

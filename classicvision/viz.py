@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_descriptors, check_image, check_points, check_scalar
-from .evaluation import _check_matches
+from ._validation import check_descriptors, check_image, check_matches, check_points, check_scalar
 
 __all__ = [
     "plot_matches",
@@ -110,7 +109,7 @@ def plot_matches(image1, image2, points1, points2, matches, *, correct=None, ax=
     offset = check_image(image1, "image1").shape[1]
     points1 = check_points(points1, "points1")
     points2 = check_points(points2, "points2")
-    matches = _check_matches(matches, len(points1), len(points2))
+    matches = check_matches(matches, len(points1), len(points2))
     if correct is not None:
         correct = np.asarray(correct)
         if correct.dtype != np.bool_:
