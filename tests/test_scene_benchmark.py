@@ -12,7 +12,7 @@ import classicvision.bovw as bovw
 from classicvision.bovw import DenseSIFT
 from classicvision.scene_benchmark import _entry, features_cache_dir, run_bovw, run_tiny_knn
 
-SMALL = {"n_words": 8, "levels": 2, "C": (1.0, 10.0), "cv": 2, "n_jobs": 1, "progress": False}
+SMALL = {"n_words": 8, "rootsift": False, "levels": 2, "C": (1.0, 10.0), "cv": 2, "n_jobs": 1, "progress": False}
 
 
 def _texture(kind, seed, size=48):
