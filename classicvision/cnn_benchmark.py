@@ -28,6 +28,7 @@ import numpy as np
 
 from .cnn import CNNClassifier, CNNFeatures, _torch
 from .datasets import data_dir, load_image_folder, read_images
+from .scene_benchmark import _json_default
 
 __all__ = ["run_cnn", "run_compare", "load_split", "class_scores"]
 
@@ -299,14 +300,6 @@ def run_compare(data, *, out, epochs=None, progress=True, random_state=0, cnn_op
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (out / "report.md").write_text(_compare_report(results))
     return results
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _compare_report(r: dict) -> str:
