@@ -45,7 +45,8 @@ def _bin_of(dx, dy, scale, n):
     polynomial above, then the octant by selects, not branches, so that a row loop vectorizes."""
     ax = abs(dx)
     ay = abs(dy)
-    z = min(ax, ay) / (max(ax, ay) + 1e-30)
+    hi = max(ax, ay)
+    z = min(ax, ay) / (hi if hi > 0.0 else 1.0)
     z2 = z * z
     a = z * (1.0 + z2 * (_A2 + z2 * (_A4 + z2 * (_A6 + z2 * (_A8 + z2 * (
         _A10 + z2 * (_A12 + z2 * (_A14 + z2 * _A16))))))))

@@ -119,14 +119,3 @@ def test_errors():
         dominant_orientations(image, [[1.0, 2.0]], [1.0], peak_ratio=1.5)
     with pytest.raises(ValueError, match="points"):
         dominant_orientations(image, [[1.0, 2.0, 3.0]], [1.0])
-
-
-def test_fast_atan2_matches_numpy():
-    from numba import njit
-
-    atan2 = njit(lambda y, x: _k._atan2(y, x))
-    rng = np.random.default_rng(2)
-    values = np.concatenate([rng.normal(size=(2000, 2)), [[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0],
-                                                         [1.0, 1.0], [-1.0, -1.0], [0.0, 0.0]]])
-    got = np.array([atan2(y, x) for y, x in values])
-    np.testing.assert_allclose(got, np.arctan2(values[:, 0], values[:, 1]), atol=2e-5)

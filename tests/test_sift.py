@@ -249,3 +249,21 @@ def test_default_descriptor_matches_on_warped_pair(warped_pair):
     d2 = sift_descriptors(image2, points2, size=16.0 * np.hypot(*step.T),
                           orientation=np.arctan2(step[:, 1], step[:, 0]))
     assert (np.argmax(d1 @ d2.T, axis=1) == np.arange(len(d1))).mean() > 0.9
+
+
+@pytest.mark.parametrize("n_bins", [8, 36])
+def test_bin_of_matches_numpy_arctan2(n_bins):
+    from numba import njit
+
+    from classicvision._sift_kernels import _bin_of
+
+    bin_of = njit(lambda y, x: _bin_of(x, y, n_bins / (2 * np.pi), n_bins))
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(size=(4000, 2)), [[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0],
+                                                         [1.0, 1.0], [-1.0, -1.0], [-1e-9, -1.0], [1e-30, 1e-30]]])
+    got = np.array([bin_of(y, x) for y, x in values])
+    want = np.mod(np.arctan2(values[:, 0], values[:, 1]) * n_bins / (2 * np.pi), n_bins)
+    assert np.all((got >= 0) & (got < n_bins))
+    diff = np.abs(got - want)
+    assert np.minimum(diff, n_bins - diff).max() < 1e-6
+    assert bin_of(0.0, 0.0) == 0.0
