@@ -41,35 +41,31 @@ def _extrema_rows_impl(gauss, threshold, border):
     for task in prange(n_tasks):
         layer = 1 + task // rows_per_layer
         y = border + task % rows_per_layer
+        upper = gauss[layer + 1, y]
+        lower = gauss[layer, y]
+        dog = np.empty(width, np.float32)
+        for x in range(width):              # this row of the DoG, vectorized
+            dog[x] = upper[x] - lower[x]
         found = 0
         for x in range(border, width - border):
-            v = gauss[layer + 1, y, x] - gauss[layer, y, x]
-            if v > threshold:
-                keep = True
-                for dl in range(-1, 2):
-                    for dy in range(-1, 2):
-                        for dx in range(-1, 2):
-                            if gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx] > v:
-                                keep = False
-                                break
-                        if not keep:
+            v = dog[x]
+            # Cheap test against the two row neighbours first (branch-free), then all 26.
+            maybe = ((v > threshold) & (v >= dog[x - 1]) & (v >= dog[x + 1])) | (
+                (v < -threshold) & (v <= dog[x - 1]) & (v <= dog[x + 1]))
+            if not maybe:
+                continue
+            keep = True
+            sign = 1.0 if v > 0.0 else -1.0
+            for dl in range(-1, 2):
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        if sign * (gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx]) > sign * v:
+                            keep = False
                             break
                     if not keep:
                         break
-            elif v < -threshold:
-                keep = True
-                for dl in range(-1, 2):
-                    for dy in range(-1, 2):
-                        for dx in range(-1, 2):
-                            if gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx] < v:
-                                keep = False
-                                break
-                        if not keep:
-                            break
-                    if not keep:
-                        break
-            else:
-                keep = False
+                if not keep:
+                    break
             if keep:
                 columns[task, found] = x
                 found += 1
