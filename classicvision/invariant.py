@@ -32,12 +32,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._sift_kernels import _describe as _describe_kernel
+from ._sift_kernels import _orientation_field
 from ._validation import check_choice, check_image, check_scalar
 from .geometry import verify_matches
 from .matching import match_descriptors
 from .orientation import dominant_orientations
 from .scale_space import _strongest, dog_extrema, gaussian_pyramid, level_of_scale
-from .sift import sift_descriptors
+from .sift import _normalize
 
 __all__ = ["DESCRIPTOR_MAGNIFICATION", "InvariantMatches", "detect_and_describe_invariant",
            "match_images_invariant"]
@@ -91,19 +93,21 @@ def _add(seconds, key, start):
 
 
 def _describe(pyramid, points, scales, orientations, rootsift):
-    """SIFT descriptors, one ``sift_descriptors`` call per pyramid level that holds points."""
-    descriptors = np.zeros((len(points), _N_CELLS * _N_CELLS * 8), np.float32)
+    """SIFT descriptors (as :func:`classicvision.sift.sift_descriptors` with ``sigma=0``): one
+    gradient field and one kernel call per pyramid level that holds points, one normalization."""
+    raw = np.zeros((len(points), _N_CELLS * _N_CELLS * 8), np.float32)
     octaves, levels = level_of_scale(pyramid, scales)
     key = octaves * (pyramid.n_scales + 3) + levels
     for k in np.unique(key):
         rows = np.flatnonzero(key == k)
         o, level = divmod(int(k), pyramid.n_scales + 3)
         factor = np.float32(pyramid.octave_factor(o))
-        size = (_N_CELLS * DESCRIPTOR_MAGNIFICATION) * scales[rows] / factor
-        descriptors[rows] = sift_descriptors(pyramid.octaves[o][level], points[rows] / factor,
-                                             size=size.astype(np.float32), orientation=orientations[rows],
-                                             rootsift=rootsift, sigma=0.0)
-    return descriptors
+        magnitude, bins = _orientation_field(pyramid.octaves[o][level], 8)
+        xy = (points[rows] / factor).astype(np.float64)
+        size = ((_N_CELLS * DESCRIPTOR_MAGNIFICATION) * scales[rows] / factor).astype(np.float32)
+        raw[rows] = _describe_kernel(magnitude, bins, xy[:, 0], xy[:, 1], size.astype(np.float64),
+                                     orientations[rows].astype(np.float64), _N_CELLS, 8)
+    return _normalize(raw, 0.2, rootsift)
 
 
 def detect_and_describe_invariant(image, *, max_points: int | None = None, upright: bool = False,
