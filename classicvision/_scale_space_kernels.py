@@ -15,11 +15,26 @@ machine a parallel launch costs more than a small octave's work). Nothing here c
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
 
 from ._sift_kernels import _bin_of
+
+
+def _build(impl, suffix, **options):
+    """``njit(cache=True, **options)`` of a copy of ``impl`` named ``impl.__name__ + suffix``.
+
+    numba names a function's on-disk cache after its qualified name and line, and its index keys
+    leave ``parallel`` out: two builds of one Python function would overwrite each other's cache,
+    and a process could load the serial code for the threaded build. Each build gets its own name.
+    """
+    twin = types.FunctionType(impl.__code__, impl.__globals__, impl.__name__ + suffix, impl.__defaults__,
+                              impl.__closure__)
+    twin.__qualname__ = impl.__qualname__ + suffix
+    twin.__doc__ = impl.__doc__
+    return njit(cache=True, **options)(twin)
 
 
 # --------------------------------------------------------------------------- extrema
@@ -75,8 +90,8 @@ def _extrema_rows_impl(gauss, threshold, border):
 
 # Two builds of each hot kernel: threads pay off only on large inputs (a parallel launch costs
 # far more than a small octave's work when the cores are busy).
-_extrema_rows_parallel = njit(cache=True, parallel=True)(_extrema_rows_impl)
-_extrema_rows_serial = njit(cache=True)(_extrema_rows_impl)
+_extrema_rows_parallel = _build(_extrema_rows_impl, "_parallel", parallel=True)
+_extrema_rows_serial = _build(_extrema_rows_impl, "_serial")
 _PARALLEL_PIXELS = 1 << 19
 
 
@@ -322,8 +337,8 @@ def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, 
     return hist
 
 
-_orientation_histograms_parallel = njit(cache=True, parallel=True, fastmath=True)(_orientation_histograms_impl)
-_orientation_histograms_serial = njit(cache=True, fastmath=True)(_orientation_histograms_impl)
+_orientation_histograms_parallel = _build(_orientation_histograms_impl, "_parallel", parallel=True, fastmath=True)
+_orientation_histograms_serial = _build(_orientation_histograms_impl, "_serial", fastmath=True)
 
 
 def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
