@@ -275,73 +275,10 @@ def _normalize_rows(raw, clip, rootsift):
     return out
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
-def _orientation_planes(magnitude, bins, n_ori):
-    """``(H, W, n_ori)`` float32: each pixel's magnitude split between its 2 nearest bins."""
-    height, width = magnitude.shape
-    planes = np.empty((height, width, n_ori), np.float32)
-    for y in prange(height):
-        for x in range(width):
-            for o in range(n_ori):
-                planes[y, x, o] = 0.0
-            t = bins[y, x]
-            b0 = int(t)
-            b1 = b0 + 1 if b0 + 1 < n_ori else 0
-            f = t - np.float32(b0)
-            planes[y, x, b1] = magnitude[y, x] * f
-            planes[y, x, b0] = magnitude[y, x] - planes[y, x, b1]
-    return planes
-
-
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
-def _pool_grid(planes, kernel, step, n_rows, n_cols):
-    """Dense raw descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 from ``(H, W, O)`` planes.
-
-    Grid point ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``; ``kernel``
-    ``(n, T)`` holds each cell's 1-D weights over the ``T`` pixels of the support. Pass 1 pools
-    rows at the grid rows (contiguous ``W * O`` vectors), pass 2 columns at the grid columns
-    (``O``-vectors), over each cell's nonzero taps only.
-    """
-    height, width, n_ori = planes.shape
-    n_cells, taps = kernel.shape
-    t_lo = np.zeros(n_cells, np.int64)
-    t_hi = np.zeros(n_cells, np.int64)
-    for i in range(n_cells):
-        t_lo[i] = taps
-        for t in range(taps):
-            if kernel[i, t] != 0.0:
-                t_lo[i] = min(t_lo[i], t)
-                t_hi[i] = t + 1
-    flat = planes.reshape(height, width * n_ori)
-    pooled_y = np.zeros((n_rows, n_cells, width * n_ori), np.float32)
-    for idx in prange(n_rows * n_cells):
-        m = idx // n_cells
-        j = idx % n_cells
-        acc = pooled_y[m, j]
-        for t in range(t_lo[j], t_hi[j]):
-            wt = kernel[j, t]
-            row = flat[step * m + t]
-            for e in range(width * n_ori):
-                acc[e] += wt * row[e]
-    out = np.zeros((n_rows, n_cols, n_cells, n_cells, n_ori), np.float32)
-    for idx in prange(n_rows * n_cols):
-        m = idx // n_cols
-        k = idx % n_cols
-        for j in range(n_cells):
-            for i in range(n_cells):
-                dst = out[m, k, j, i]
-                for t in range(t_lo[i], t_hi[i]):
-                    wt = kernel[i, t]
-                    src = pooled_y[m, j, (step * k + t) * n_ori:(step * k + t + 1) * n_ori]
-                    for o in range(n_ori):
-                        dst[o] += wt * src[o]
-    return out.reshape(n_rows * n_cols, n_cells * n_cells * n_ori)
-
-
 # --------------------------------------------------------------------------------------------
 # Plain-numpy references (tests only), written differently on purpose: libm arctan2, gradients
 # of the padded image, every sample's weight on every cell and bin as a product of explicit
-# triangle functions summed with einsum, and dense pooling as band matrices (BLAS).
+# triangle functions summed with einsum.
 
 
 def _orientation_field_reference(smoothed, n_ori):
@@ -394,23 +331,3 @@ def _normalize_rows_reference(raw, clip, rootsift):
     if rootsift:
         d = np.sqrt(np.divide(d, d.sum(axis=1, keepdims=True), out=np.zeros_like(d), where=keep))
     return d.astype(np.float32)
-
-
-def _pool_grid_reference(magnitude, bins, kernel, step, n_rows, n_cols, n_ori):
-    """Twin of :func:`_orientation_planes` + :func:`_pool_grid`: ``KY @ plane_o @ KX^T`` (BLAS)."""
-    height, width = magnitude.shape
-    n_cells, taps = kernel.shape
-    dist = np.abs(bins[None].astype(np.float64) - np.arange(n_ori)[:, None, None])
-    dist = np.minimum(dist, n_ori - dist)                      # cyclic distance in bin units
-    planes = magnitude[None] * np.maximum(0.0, 1.0 - dist)     # (O, H, W)
-    ky = np.zeros((n_rows, n_cells, height))
-    for m in range(n_rows):
-        ky[m, :, step * m:step * m + taps] = kernel
-    kx = np.zeros((n_cols, n_cells, width))
-    for k in range(n_cols):
-        kx[k, :, step * k:step * k + taps] = kernel
-    ky = ky.reshape(-1, height)
-    kx = kx.reshape(-1, width)
-    pooled = np.stack([ky @ plane @ kx.T for plane in planes])  # (O, rows * n, cols * n)
-    pooled = pooled.reshape(n_ori, n_rows, n_cells, n_cols, n_cells).transpose(1, 3, 2, 4, 0)
-    return pooled.reshape(n_rows * n_cols, -1).astype(np.float32)

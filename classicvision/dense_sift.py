@@ -15,11 +15,17 @@ Algorithm
    (``tri(t) = max(0, 1 - |t|)``: bilinear binning; the Gaussian window of sigma ``s/2`` is
    separable, so it splits into the two 1-D kernels). Grid points are whole pixels, so the
    kernels are the same for every point: a 1-D correlation along y with ``n`` kernels sampled at
-   the grid rows, then along x sampled at the grid columns. Both passes are batched matrix
-   products (``n x T`` kernels times ``T``-pixel windows, ``T = 2 r + 1``), so the cost is
-   ``O(n_orientations * n * T * (rows * W + rows * cols))`` and no grid point is described on
-   its own. This is the same sum as the sparse descriptor's upright pixel sampling, so the two
-   agree to float rounding at the grid points.
+   the grid rows, then along x sampled at the grid columns, each over its cell's nonzero taps
+   only. This is the same sum as the sparse descriptor's upright pixel sampling, so the two agree
+   to float rounding at the grid points.
+   One fused numba sweep (:mod:`classicvision._dense_sift_kernels`) goes down the image grid row
+   by grid row: the orientation planes of the ``T = 2 r + 1`` rows under the grid row (a ring
+   buffer, rows shared with the grid row above not recomputed), the y-pass (contiguous
+   ``W * n_orientations`` vectors), the x-pass at the grid columns and the normalization, so
+   nothing bigger than a few image rows is written. Cost
+   ``O(n_orientations * n * T * (rows * W + rows * cols))``; no grid point is described on its own.
+   The kernels run in the calling thread without the GIL (``DenseSIFT(n_jobs=...)`` parallelizes
+   over images).
 3. Normalization as the sparse descriptor: L2, clip at ``clip``, L2, optionally RootSIFT.
 
 Grid
@@ -46,9 +52,10 @@ import numbers
 
 import numpy as np
 
-from ._sift_kernels import _orientation_planes, _pool_grid
+from ._dense_sift_kernels import _dense_raw, _smooth_symmetric
 from ._validation import check_image, check_scalar
-from .sift import _check_common, _gradient_field, _normalize
+from .filters import gaussian_kernel1d
+from .sift import _check_common, _smooth
 
 __all__ = ["dense_sift", "dense_sift_multi", "dense_grid"]
 
@@ -117,13 +124,29 @@ def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
     return (tri * np.exp(-d * d / (2 * (size / 2) ** 2))[None, :]).astype(np.float32)
 
 
-def _pool(planes: np.ndarray, step: int, size: float, n_cells: int) -> np.ndarray:
-    """Raw descriptors ``(M, n_cells**2 * n_orientations)`` float32 from ``(H, W, O)`` planes."""
-    height, width, n_ori = planes.shape
-    r, n_rows, n_cols = _grid_counts((height, width), step, size, n_cells)
+def _smoothed(image: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`classicvision.sift._smooth` (the sparse descriptor's smoothing, the same sums in the
+    same order), in the calling thread and without a padded copy."""
+    if sigma <= 0:
+        return image
+    g = gaussian_kernel1d(sigma)
+    if g.size // 2 > min(image.shape):
+        return _smooth(image, sigma)
+    return _smooth_symmetric(image, g)
+
+
+def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n_orientations: int,
+                   clip: float, rootsift: bool) -> np.ndarray:
+    """Normalized descriptors ``(M, n_cells**2 * n_orientations)`` float32 of the grid of ``size``."""
+    r, n_rows, n_cols = _grid_counts(smoothed.shape, step, size, n_cells)
     if n_rows == 0 or n_cols == 0:
-        return np.zeros((0, n_cells * n_cells * n_ori), np.float32)
-    return _pool_grid(planes, _pooling_kernels(size, n_cells, r), step, n_rows, n_cols)
+        return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
+    kernel = _pooling_kernels(size, n_cells, r)
+    nonzero = kernel != 0
+    t_lo = nonzero.argmax(axis=1).astype(np.int64)
+    t_hi = (kernel.shape[1] - nonzero[:, ::-1].argmax(axis=1)).astype(np.int64)
+    return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                      rootsift, True)
 
 
 def dense_sift(image, *, step: int = 8, size: float = 16, rootsift: bool = False, clip: float = 0.2,
@@ -218,7 +241,8 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
-    planes = _orientation_planes(*_gradient_field(image, sigma, n_orientations), n_orientations)
-    raws = [_pool(planes, int(step), float(size), n_cells) for size in sizes]
-    descriptors = _normalize(np.concatenate(raws, axis=0), float(clip), bool(rootsift))
+    smoothed = _smoothed(image, float(sigma))
+    descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
+                                  bool(rootsift)) for size in sizes]
+    descriptors = descriptors[0] if len(descriptors) == 1 else np.concatenate(descriptors, axis=0)
     return np.concatenate(grids, axis=0), descriptors

@@ -6,9 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from classicvision._sift_kernels import _orientation_field, _orientation_planes, _pool_grid, _pool_grid_reference
-from classicvision.dense_sift import _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
-from classicvision.sift import sift_descriptors, to_cv2_keypoints
+import threading
+
+from classicvision._dense_sift_kernels import (_dense_raw, _dense_raw_reference, _smooth_symmetric,
+                                             _smooth_symmetric_reference)
+from classicvision.dense_sift import _grid_counts, _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
+from classicvision.filters import gaussian_kernel1d
+from classicvision.sift import _smooth, sift_descriptors, to_cv2_keypoints
 
 
 @pytest.fixture
@@ -89,17 +93,46 @@ def test_multi_concatenates_sizes(textured):
     np.testing.assert_allclose(descriptors, np.concatenate([d16, d24]), atol=1e-6)
 
 
-def test_pool_kernel_matches_blas_reference(textured):
-    magnitude, bins = _orientation_field(textured, 8)
-    planes = _orientation_planes(magnitude, bins, 8)
-    for step, size in ((8, 16), (3, 20)):
-        r = int(np.ceil(size / 2 + size / 8)) - 1
-        n_rows = (textured.shape[0] - 1 - 2 * r) // step + 1
-        n_cols = (textured.shape[1] - 1 - 2 * r) // step + 1
-        kernel = _pooling_kernels(float(size), 4, r)
-        np.testing.assert_allclose(_pool_grid(planes, kernel, step, n_rows, n_cols),
-                                   _pool_grid_reference(magnitude, bins, kernel, step, n_rows, n_cols, 8),
-                                   rtol=1e-4, atol=1e-6)
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.6])
+def test_smooth_kernel_equals_sparse_smoothing(textured, sigma):
+    g = gaussian_kernel1d(sigma)
+    got = _smooth_symmetric(textured, g)
+    np.testing.assert_array_equal(got, _smooth(textured, sigma))      # same sums, same order
+    np.testing.assert_allclose(got, _smooth_symmetric_reference(textured, g), atol=1e-6)
+    np.testing.assert_allclose(got, cv2.sepFilter2D(textured, -1, g, g, borderType=cv2.BORDER_REFLECT),
+                               atol=1e-6)
+
+
+def _kernel_args(shape, step, size, n_cells=4):
+    r, n_rows, n_cols = _grid_counts(shape, step, float(size), n_cells)
+    kernel = _pooling_kernels(float(size), n_cells, r)
+    nonzero = kernel != 0
+    t_lo = nonzero.argmax(axis=1).astype(np.int64)
+    t_hi = (kernel.shape[1] - nonzero[:, ::-1].argmax(axis=1)).astype(np.int64)
+    return kernel, t_lo, t_hi, n_rows, n_cols
+
+
+@pytest.mark.parametrize("step, size, n_ori, n_cells", [(8, 16, 8, 4), (3, 20, 8, 4), (5, 18, 6, 3), (9, 8, 8, 2)])
+@pytest.mark.parametrize("normalize, rootsift", [(False, False), (True, False), (True, True)])
+def test_fused_kernel_matches_blas_reference(textured, step, size, n_ori, n_cells, normalize, rootsift):
+    kernel, t_lo, t_hi, n_rows, n_cols = _kernel_args(textured.shape, step, size, n_cells)
+    got = _dense_raw(textured, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, 0.2, rootsift, normalize)
+    want = _dense_raw_reference(textured, kernel, step, n_rows, n_cols, n_ori, 0.2, rootsift, normalize)
+    assert got.shape == (n_rows * n_cols, n_cells * n_cells * n_ori)
+    scale = 1.0 if normalize else float(np.abs(want).max())
+    np.testing.assert_allclose(got, want, atol=2e-6 * scale)
+
+
+def test_same_result_from_a_worker_thread():
+    image = cv2.GaussianBlur(np.random.default_rng(3).random((120, 150)).astype(np.float32), (0, 0), 1.0)
+    main = dense_sift(image, step=4, size=16, rootsift=True)       # nogil kernels: thread-safe
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("d", dense_sift(image, step=4, size=16,
+                                                                               rootsift=True)))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(result["d"][0], main[0])
+    np.testing.assert_allclose(result["d"][1], main[1], atol=1e-6)
 
 
 def test_close_to_opencv_on_same_grid(camera):

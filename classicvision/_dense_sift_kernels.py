@@ -1,0 +1,298 @@
+"""Numba kernels for dense SIFT (one fused pass per image), with the plain-numpy references they
+are tested against.
+
+:func:`_smooth_symmetric` is the Gaussian pre-smoothing of :func:`classicvision.sift._smooth`
+(symmetric border ``dcba|abcd``) without building the padded image, with the same order of
+operations as :func:`classicvision._filter_kernels._separable_valid`.
+
+:func:`_dense_raw` goes from the smoothed image to the normalized descriptors of every grid point
+in one sweep down the image, grid row by grid row, so that nothing bigger than a few image rows
+is ever written:
+
+1. the orientation planes of the image rows that the grid row's support covers, as for
+   :func:`classicvision._sift_kernels._orientation_field` (central
+   differences, symmetric border, magnitude split linearly between the 2 nearest orientation
+   bins), each row laid out ``(W, O)`` in a ring buffer of ``T = 2 r + 1`` rows (the rows shared
+   with the previous grid row are not recomputed);
+2. the y-pass: for each of the ``n`` cells along y, the weighted sum of its nonzero taps of those
+   rows, a contiguous ``W * O`` vector (SIMD);
+3. the x-pass at each grid column: for each cell along x, the weighted sum of its nonzero taps of
+   the ``O``-vectors of step 2, giving the raw ``n * n * O`` descriptor;
+4. normalization as :func:`classicvision._sift_kernels._normalize_rows` (L2, clip, L2, RootSIFT).
+
+The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
+Gaussian window, the same for every grid point (module docstring of
+:mod:`classicvision.dense_sift`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._sift_kernels import _TWO_PI, _bin_of
+
+
+@njit(cache=True, inline="always")
+def _mirror(i, n):
+    """Index of ``i`` (in ``[-n, 2n)``) in the symmetric extension of ``range(n)``."""
+    if i < 0:
+        return -i - 1
+    if i >= n:
+        return 2 * n - 1 - i
+    return i
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _smooth_symmetric(image, g):
+    """Correlation with ``g`` (odd length ``2 R + 1``) along x then y, symmetric border; float32.
+
+    Same sums in the same order as ``_separable_valid(np.pad(image, R, "symmetric"), g, g)``.
+    Requires ``R <= min(H, W)`` (else the caller pads)."""
+    height, width = image.shape
+    n = g.shape[0]
+    r = n // 2
+    padded = np.empty(width + 2 * r, np.float32)
+    rows = np.empty((height, width), np.float32)
+    for y in range(height):
+        src = image[y]
+        for q in range(width + 2 * r):
+            padded[q] = src[_mirror(q - r, width)]
+        dst = rows[y]
+        w0 = g[0]
+        for j in range(width):
+            dst[j] = w0 * padded[j]
+        for k in range(1, n):
+            w = g[k]
+            if w != 0.0:
+                for j in range(width):
+                    dst[j] += w * padded[j + k]
+    out = np.empty((height, width), np.float32)
+    for y in range(height):
+        dst = out[y]
+        w0 = g[0]
+        src = rows[_mirror(y - r, height)]
+        for j in range(width):
+            dst[j] = w0 * src[j]
+        for k in range(1, n):
+            w = g[k]
+            if w != 0.0:
+                src = rows[_mirror(y + k - r, height)]
+                for j in range(width):
+                    dst[j] += w * src[j]
+    return out
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _plane_row(smoothed, y, n_ori, magnitude, bins, dst):
+    """Orientation planes of image row ``y`` into ``dst`` (``W * O``, layout ``(x, o)``)."""
+    height, width = smoothed.shape
+    up = smoothed[y - 1 if y > 0 else 0]
+    mid = smoothed[y]
+    down = smoothed[y + 1 if y < height - 1 else height - 1]
+    scale = n_ori / _TWO_PI
+    n = float(n_ori)
+    for x in range(1, width - 1):
+        dx = 0.5 * (float(mid[x + 1]) - float(mid[x - 1]))
+        dy = 0.5 * (float(down[x]) - float(up[x]))
+        magnitude[x] = math.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of(dx, dy, scale, n)
+    for x in (0, width - 1):
+        dx = 0.5 * (float(mid[min(x + 1, width - 1)]) - float(mid[max(x - 1, 0)]))
+        dy = 0.5 * (float(down[x]) - float(up[x]))
+        magnitude[x] = math.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of(dx, dy, scale, n)
+    for e in range(width * n_ori):
+        dst[e] = 0.0
+    for x in range(width):                       # unsigned indices: no wraparound checks
+        t = bins[x]
+        b0 = np.uint64(t)
+        b1 = b0 + np.uint64(1) if b0 + np.uint64(1) < np.uint64(n_ori) else np.uint64(0)
+        part = magnitude[x] * (t - np.float32(b0))
+        base = np.uint64(x * n_ori)
+        dst[base + b1] = part
+        dst[base + b0] = magnitude[x] - part
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _normalize_into(hist, dst, clip, rootsift):
+    """:func:`classicvision._sift_kernels._normalize_rows` of one row, ``hist`` -> ``dst``, in
+    float32 (128 terms: the sums lose ~1e-7 relative, far below the tests' 1e-5)."""
+    dim = hist.shape[0]
+    clip32 = np.float32(clip)
+    total = np.float32(0.0)
+    for d in range(dim):
+        total += hist[d] * hist[d]
+    if total <= np.float32(1e-24):
+        for d in range(dim):
+            dst[d] = 0.0
+        return
+    inv = np.float32(1.0) / np.sqrt(total)
+    total = np.float32(0.0)
+    for d in range(dim):
+        value = min(hist[d] * inv, clip32)
+        dst[d] = value
+        total += value * value
+    inv2 = np.float32(1.0) / np.sqrt(total)
+    if rootsift:
+        l1 = np.float32(0.0)
+        for d in range(dim):
+            l1 += dst[d]
+        scale = np.float32(1.0) / l1              # the sum of the clipped values: (l1 inv2) / inv2
+        for d in range(dim):
+            dst[d] = np.sqrt(dst[d] * scale)
+    else:
+        for d in range(dim):
+            dst[d] = dst[d] * inv2
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _taps8(segment, weights, dst):
+    """``dst[o] = sum_t weights[t] * segment[8 t + o]`` for 8 orientations, in registers (the
+    constant indices let LLVM keep the 8 sums in one SIMD register)."""
+    w = weights[0]
+    a0 = w * segment[0]
+    a1 = w * segment[1]
+    a2 = w * segment[2]
+    a3 = w * segment[3]
+    a4 = w * segment[4]
+    a5 = w * segment[5]
+    a6 = w * segment[6]
+    a7 = w * segment[7]
+    for t in range(1, weights.shape[0]):
+        w = weights[t]
+        v = segment[8 * t:8 * t + 8]
+        a0 += w * v[0]
+        a1 += w * v[1]
+        a2 += w * v[2]
+        a3 += w * v[3]
+        a4 += w * v[4]
+        a5 += w * v[5]
+        a6 += w * v[6]
+        a7 += w * v[7]
+    dst[0] = a0
+    dst[1] = a1
+    dst[2] = a2
+    dst[3] = a3
+    dst[4] = a4
+    dst[5] = a5
+    dst[6] = a6
+    dst[7] = a7
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
+          normalize, out):
+    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``."""
+    height, width = smoothed.shape
+    n_cells, taps = kernel.shape
+    span = (step * (n_cols - 1) + taps) * n_ori        # the columns that some grid point reads
+    ring = np.empty((taps, width * n_ori), np.float32)
+    magnitude = np.empty(width, np.float32)
+    bins = np.empty(width, np.float32)
+    pooled = np.empty((n_cells, span), np.float32)
+    hist = np.empty(n_cells * n_cells * n_ori, np.float32)
+    next_row = step * m_begin
+    for m in range(m_begin, m_end):
+        y0 = step * m
+        next_row = max(next_row, y0)
+        while next_row < y0 + taps:
+            _plane_row(smoothed, next_row, n_ori, magnitude, bins, ring[next_row % taps])
+            next_row += 1
+        # y-pass: cell j of every column, over its nonzero taps.
+        for j in range(n_cells):
+            acc = pooled[j]
+            first = ring[(y0 + t_lo[j]) % taps]
+            w = kernel[j, t_lo[j]]
+            for e in range(span):
+                acc[e] = w * first[e]
+            for t in range(t_lo[j] + 1, t_hi[j]):
+                w = kernel[j, t]
+                row = ring[(y0 + t) % taps]
+                for e in range(span):
+                    acc[e] += w * row[e]
+        # x-pass at the grid columns, then normalization.
+        for k in range(n_cols):
+            x0 = step * k
+            for j in range(n_cells):
+                acc = pooled[j]
+                for i in range(n_cells):
+                    h = (j * n_cells + i) * n_ori
+                    if n_ori == 8:
+                        _taps8(acc[(x0 + t_lo[i]) * 8:(x0 + t_hi[i]) * 8], kernel[i, t_lo[i]:t_hi[i]],
+                               hist[h:h + 8])
+                        continue
+                    s = (x0 + t_lo[i]) * n_ori
+                    w = kernel[i, t_lo[i]]
+                    for o in range(n_ori):
+                        hist[h + o] = w * acc[s + o]
+                    for t in range(t_lo[i] + 1, t_hi[i]):
+                        w = kernel[i, t]
+                        s = (x0 + t) * n_ori
+                        for o in range(n_ori):
+                            hist[h + o] += w * acc[s + o]
+            if normalize:
+                _normalize_into(hist, out[m * n_cols + k], clip, rootsift)
+            else:
+                out[m * n_cols + k, :] = hist
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, normalize):
+    """Dense descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 of the grid whose point
+    ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``, in one thread.
+
+    ``kernel`` ``(n, T)``: each cell's 1-D weights over the ``T`` pixels of the support, nonzero
+    only on ``t_lo[i] <= t < t_hi[i]``. With ``normalize`` the rows are normalized (L2, clip
+    at ``clip``, L2, then RootSIFT if ``rootsift``), else raw."""
+    n_cells = kernel.shape[0]
+    out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+    _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plain-numpy references (tests only): padding by numpy, libm arctan2, planes from the cyclic
+# distance to every bin, pooling as band-matrix products (BLAS), normalization in float64.
+
+
+def _smooth_symmetric_reference(image, g):
+    """Twin of :func:`_smooth_symmetric` (scipy-free: padded image, shifted sums in float64)."""
+    r = g.shape[0] // 2
+    p = np.pad(image.astype(np.float64), r, mode="symmetric")
+    height, width = image.shape
+    rows = sum(float(g[k]) * p[:, k:k + width] for k in range(g.shape[0]))
+    return sum(float(g[k]) * rows[k:k + height] for k in range(g.shape[0])).astype(np.float32)
+
+
+def _dense_raw_reference(smoothed, kernel, step, n_rows, n_cols, n_ori, clip, rootsift, normalize):
+    """Twin of :func:`_dense_raw`."""
+    p = np.pad(smoothed.astype(np.float64), 1, mode="edge")
+    gx = 0.5 * (p[1:-1, 2:] - p[1:-1, :-2])
+    gy = 0.5 * (p[2:, 1:-1] - p[:-2, 1:-1])
+    bins = np.mod(np.arctan2(gy, gx) * (n_ori / (2 * np.pi)), n_ori)
+    dist = np.abs(bins[None] - np.arange(n_ori)[:, None, None])
+    dist = np.minimum(dist, n_ori - dist)
+    planes = np.hypot(gx, gy)[None] * np.maximum(0.0, 1.0 - dist)          # (O, H, W)
+    height, width = smoothed.shape
+    n_cells, taps = kernel.shape
+    ky = np.zeros((n_rows, n_cells, height))
+    kx = np.zeros((n_cols, n_cells, width))
+    for m in range(n_rows):
+        ky[m, :, step * m:step * m + taps] = kernel
+    for k in range(n_cols):
+        kx[k, :, step * k:step * k + taps] = kernel
+    pooled = np.stack([ky.reshape(-1, height) @ plane @ kx.reshape(-1, width).T for plane in planes])
+    raw = pooled.reshape(n_ori, n_rows, n_cells, n_cols, n_cells).transpose(1, 3, 2, 4, 0)
+    raw = raw.reshape(n_rows * n_cols, -1)
+    if not normalize:
+        return raw.astype(np.float32)
+    norm = np.linalg.norm(raw, axis=1, keepdims=True)
+    keep = norm > 1e-12
+    d = np.minimum(np.divide(raw, norm, out=np.zeros_like(raw), where=keep), clip)
+    d = np.divide(d, np.linalg.norm(d, axis=1, keepdims=True), out=np.zeros_like(d), where=keep)
+    if rootsift:
+        d = np.sqrt(np.divide(d, d.sum(axis=1, keepdims=True), out=np.zeros_like(d), where=keep))
+    return d.astype(np.float32)
