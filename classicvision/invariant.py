@@ -168,6 +168,7 @@ def detect_and_describe_invariant(image, *, max_points: int | None = None, uprig
 
 def match_images_invariant(image1, image2, *, max_points: int | None = None, max_ratio: float = 0.8,
                            cross_check: bool = False, upright: bool = False, rootsift: bool = False,
+                           upsample: bool = True,
                            verify: str | None = None, threshold: float = 3.0,
                            random_state: int | None = 0) -> InvariantMatches:
     """Match two images with DoG points, dominant orientations, SIFT and the ratio test.
@@ -175,7 +176,7 @@ def match_images_invariant(image1, image2, *, max_points: int | None = None, max
     Parameters
     ----------
     image1, image2 : (H, W) arrays (uint8, uint16 or float)
-    max_points, upright, rootsift
+    max_points, upright, rootsift, upsample
         As in :func:`detect_and_describe_invariant`.
     max_ratio : float
         Ratio-test threshold (Lowe 2004, section 7.1: 0.8).
@@ -198,7 +199,7 @@ def match_images_invariant(image1, image2, *, max_points: int | None = None, max
         check_choice(verify, "verify", ("homography", "fundamental"))
     seconds: dict = {}
     start = time.perf_counter()
-    options = dict(max_points=max_points, upright=upright, rootsift=rootsift, seconds=seconds)
+    options = dict(max_points=max_points, upright=upright, rootsift=rootsift, upsample=upsample, seconds=seconds)
     points1, scales1, theta1, descriptors1 = detect_and_describe_invariant(image1, **options)
     points2, scales2, theta2, descriptors2 = detect_and_describe_invariant(image2, **options)
     middle = time.perf_counter()

@@ -112,3 +112,19 @@ def test_verify_keeps_only_inliers(capsys):
     report = json.loads(out)
     assert report["n_inliers"] == report["n_matches"] > 0
     assert report["accuracy"] >= 0.95
+
+
+def test_no_upsample_gives_fewer_points_on_the_dog_detector(capsys):
+    reports = {}
+    for flag in ("--upsample", "--no-upsample"):
+        code, out, err = run(capsys, "match", "--detector", "dog", flag, "--json")
+        assert code == 0, err
+        reports[flag] = json.loads(out)
+    assert reports["--no-upsample"]["n_points1"] < reports["--upsample"]["n_points1"] / 2
+    assert reports["--no-upsample"]["accuracy"] >= 0.9
+
+
+def test_upsample_flag_needs_the_dog_detector(capsys):
+    code, out, err = run(capsys, "match", "--no-upsample")
+    assert code == 1
+    assert err.count("\n") == 1 and "--detector dog only" in err
