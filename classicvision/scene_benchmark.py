@@ -246,9 +246,10 @@ def run_bovw(data, *, n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True
     progress : bool
         tqdm bars on stderr.
     random_state : int
-        Seeds the descriptor sample, k-means and the CV folds.
+        Seeds the descriptor sample, k-means, the CV folds and the SVM's coordinate descent.
     n_jobs : int
-        Worker processes for reading + dense SIFT (joblib; -1 = all cores).
+        Worker processes for reading + dense SIFT and for the cross-validation fits (joblib;
+        -1 = all cores).
 
     Notes
     -----
@@ -308,10 +309,10 @@ def run_bovw(data, *, n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True
 
     maps = {"hellinger": FunctionTransformer(np.sqrt), "chi2": AdditiveChi2Sampler(sample_steps=2),
             "linear": "passthrough"}
-    model = Pipeline([("map", "passthrough"), ("svm", LinearSVC(C=1.0, tol=1e-3))])
+    model = Pipeline([("map", "passthrough"), ("svm", LinearSVC(C=1.0, tol=1e-3, random_state=random_state))])
     grid = {"map": [maps[k] for k in kernels], "svm__C": list(C)}
     search = GridSearchCV(model, grid, cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
-                          scoring="balanced_accuracy", n_jobs=1, refit=True)
+                          scoring="balanced_accuracy", n_jobs=n_jobs, refit=True)
     t = time.perf_counter()
     search.fit(x_train, y_train)
     stage["svm_cv_and_fit"] = time.perf_counter() - t
