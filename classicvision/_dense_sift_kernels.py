@@ -20,6 +20,9 @@ is ever written:
    the ``O``-vectors of step 2, giving the raw ``n * n * O`` descriptor;
 4. normalization as :func:`classicvision._sift_kernels._normalize_rows` (L2, clip, L2, RootSIFT).
 
+The gradient and its bin are computed in float32 (:func:`_bin_of32`, the twin of the shared
+``_bin_of``). ``*_parallel`` variants split the rows into bands over numba threads.
+
 The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
 Gaussian window, the same for every grid point (module docstring of
 :mod:`classicvision.dense_sift`).
@@ -30,9 +33,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ._sift_kernels import _TWO_PI, _bin_of
+from ._sift_kernels import _A2, _A4, _A6, _A8, _A10, _A12, _A14, _A16, _TWO_PI
+
+# float32 copies of the constants of ``_sift_kernels._bin_of`` (float64 literals would promote the
+# whole row loop to float64, half the SIMD width).
+_F2, _F4, _F6, _F8 = np.float32(_A2), np.float32(_A4), np.float32(_A6), np.float32(_A8)
+_F10, _F12, _F14, _F16 = np.float32(_A10), np.float32(_A12), np.float32(_A14), np.float32(_A16)
+_HALF_PI32 = np.float32(0.5 * math.pi)
+_PI32 = np.float32(math.pi)
+_ZERO32 = np.float32(0.0)
+_ONE32 = np.float32(1.0)
+_HALF32 = np.float32(0.5)
 
 
 @njit(cache=True, inline="always")
@@ -45,65 +58,106 @@ def _mirror(i, n):
     return i
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def _smooth_symmetric(image, g):
-    """Correlation with ``g`` (odd length ``2 R + 1``) along x then y, symmetric border; float32.
-
-    Same sums in the same order as ``_separable_valid(np.pad(image, R, "symmetric"), g, g)``.
-    Requires ``R <= min(H, W)`` (else the caller pads)."""
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _smooth_band(image, g, scale, y_begin, y_end, out):
+    """Rows ``y_begin <= y < y_end`` of :func:`_smooth_symmetric` into ``out``: the x-pass of the
+    ``y_end - y_begin + 2 R`` (mirrored) rows they read, then the y-pass. Pixels are read as
+    ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
+    check_image`'s conversion, fused)."""
     height, width = image.shape
     n = g.shape[0]
     r = n // 2
     padded = np.empty(width + 2 * r, np.float32)
-    rows = np.empty((height, width), np.float32)
-    for y in range(height):
-        src = image[y]
-        for q in range(width + 2 * r):
-            padded[q] = src[_mirror(q - r, width)]
-        dst = rows[y]
+    rows = np.empty((y_end - y_begin + 2 * r, width), np.float32)
+    for yy in range(y_end - y_begin + 2 * r):
+        src = image[_mirror(y_begin + yy - r, height)]
+        for q in range(r):
+            padded[q] = np.float32(src[r - 1 - q]) * scale
+            padded[width + r + q] = np.float32(src[width - 1 - q]) * scale
+        for q in range(width):
+            padded[r + q] = np.float32(src[q]) * scale
+        dst = rows[yy]
         w0 = g[0]
         for j in range(width):
             dst[j] = w0 * padded[j]
         for k in range(1, n):
             w = g[k]
-            if w != 0.0:
-                for j in range(width):
-                    dst[j] += w * padded[j + k]
-    out = np.empty((height, width), np.float32)
-    for y in range(height):
+            for j in range(width):
+                dst[j] += w * padded[j + k]
+    for y in range(y_begin, y_end):
         dst = out[y]
         w0 = g[0]
-        src = rows[_mirror(y - r, height)]
+        src = rows[y - y_begin]
         for j in range(width):
             dst[j] = w0 * src[j]
         for k in range(1, n):
             w = g[k]
-            if w != 0.0:
-                src = rows[_mirror(y + k - r, height)]
-                for j in range(width):
-                    dst[j] += w * src[j]
+            src = rows[y - y_begin + k]
+            for j in range(width):
+                dst[j] += w * src[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _smooth_symmetric(image, g, scale=1.0):
+    """Correlation with ``g`` (odd length ``2 R + 1``) along x then y, symmetric border; float32.
+
+    Same sums in the same order as ``_separable_valid(np.pad(image, R, "symmetric"), g, g)``.
+    Requires ``R <= min(H, W)`` (else the caller pads). ``image`` float32, or uint8 with
+    ``scale = 1 / 255``. One thread, without the GIL."""
+    out = np.empty(image.shape, np.float32)
+    _smooth_band(image, g, np.float32(scale), 0, image.shape[0], out)
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _smooth_symmetric_parallel(image, g, scale, n_bands):
+    """:func:`_smooth_symmetric` with the rows split into ``n_bands`` bands (numba threads); the
+    same values (each band repeats the x-pass of the ``2 R`` rows it shares)."""
+    out = np.empty(image.shape, np.float32)
+    height = image.shape[0]
+    for b in prange(n_bands):
+        _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out)
     return out
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _bin_of32(dx, dy, scale, n):
+    """float32 twin of :func:`classicvision._sift_kernels._bin_of` (same polynomial, same
+    selects): ``arctan2(dy, dx) * scale`` wrapped into ``[0, n)``, to ~1e-6 bin units."""
+    ax = abs(dx)
+    ay = abs(dy)
+    hi = max(ax, ay)
+    z = min(ax, ay) / (hi if hi > _ZERO32 else _ONE32)
+    z2 = z * z
+    a = z * (_ONE32 + z2 * (_F2 + z2 * (_F4 + z2 * (_F6 + z2 * (_F8 + z2 * (
+        _F10 + z2 * (_F12 + z2 * (_F14 + z2 * _F16))))))))
+    a = _HALF_PI32 - a if ay > ax else a
+    a = _PI32 - a if dx < _ZERO32 else a
+    t = (-a if dy < _ZERO32 else a) * scale
+    t = t + n if t < _ZERO32 else t
+    return t if t < n else _ZERO32
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
 def _plane_row(smoothed, y, n_ori, magnitude, bins, dst):
-    """Orientation planes of image row ``y`` into ``dst`` (``W * O``, layout ``(x, o)``)."""
+    """Orientation planes of image row ``y`` into ``dst`` (``W * O``, layout ``(x, o)``); the
+    gradient and its bin in float32 (:func:`_bin_of32`)."""
     height, width = smoothed.shape
     up = smoothed[y - 1 if y > 0 else 0]
     mid = smoothed[y]
     down = smoothed[y + 1 if y < height - 1 else height - 1]
-    scale = n_ori / _TWO_PI
-    n = float(n_ori)
+    scale = np.float32(n_ori / _TWO_PI)
+    n = np.float32(n_ori)
     for x in range(1, width - 1):
-        dx = 0.5 * (float(mid[x + 1]) - float(mid[x - 1]))
-        dy = 0.5 * (float(down[x]) - float(up[x]))
-        magnitude[x] = math.sqrt(dx * dx + dy * dy)
-        bins[x] = _bin_of(dx, dy, scale, n)
+        dx = _HALF32 * (mid[x + 1] - mid[x - 1])
+        dy = _HALF32 * (down[x] - up[x])
+        magnitude[x] = np.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of32(dx, dy, scale, n)
     for x in (0, width - 1):
-        dx = 0.5 * (float(mid[min(x + 1, width - 1)]) - float(mid[max(x - 1, 0)]))
-        dy = 0.5 * (float(down[x]) - float(up[x]))
-        magnitude[x] = math.sqrt(dx * dx + dy * dy)
-        bins[x] = _bin_of(dx, dy, scale, n)
+        dx = _HALF32 * (mid[min(x + 1, width - 1)] - mid[max(x - 1, 0)])
+        dy = _HALF32 * (down[x] - up[x])
+        magnitude[x] = np.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of32(dx, dy, scale, n)
     for e in range(width * n_ori):
         dst[e] = 0.0
     for x in range(width):                       # unsigned indices: no wraparound checks
@@ -250,6 +304,19 @@ def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, 
     n_cells = kernel.shape[0]
     out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
     _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out)
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                        normalize, n_bands):
+    """:func:`_dense_raw` with the grid rows split into ``n_bands`` bands (numba threads), each
+    with its own ring buffer (the plane rows two bands share are computed by both)."""
+    n_cells = kernel.shape[0]
+    out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+    for b in prange(n_bands):
+        _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
+              n_cols, n_ori, clip, rootsift, normalize, out)
     return out
 
 

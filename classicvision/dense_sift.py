@@ -24,8 +24,10 @@ Algorithm
    ``W * n_orientations`` vectors), the x-pass at the grid columns and the normalization, so
    nothing bigger than a few image rows is written. Cost
    ``O(n_orientations * n * T * (rows * W + rows * cols))``; no grid point is described on its own.
-   The kernels run in the calling thread without the GIL (``DenseSIFT(n_jobs=...)`` parallelizes
-   over images).
+   Called from the main thread of the main process, the smoothing and the sweep are split into
+   bands of rows over ``numba.get_num_threads()`` threads (as OpenCV uses its threads); from
+   any other thread or process (``DenseSIFT(n_jobs=...)`` already parallelizes over images)
+   they run in the calling thread without the GIL. The values are the same either way.
 3. Normalization as the sparse descriptor: L2, clip at ``clip``, L2, optionally RootSIFT.
 
 Grid
@@ -47,12 +49,16 @@ D. G. Lowe, IJCV 60(2), 2004, section 6.1.
 
 from __future__ import annotations
 
+import functools
 import math
+import multiprocessing
 import numbers
+import threading
 
+import numba
 import numpy as np
 
-from ._dense_sift_kernels import _dense_raw, _smooth_symmetric
+from ._dense_sift_kernels import _dense_raw, _dense_raw_parallel, _smooth_symmetric, _smooth_symmetric_parallel
 from ._validation import check_image, check_scalar
 from .filters import gaussian_kernel1d
 from .sift import _check_common, _smooth
@@ -73,10 +79,19 @@ def _grid_counts(shape, step: int, size: float, n_cells: int) -> tuple[int, int,
     return r, n_rows, n_cols
 
 
-def _grid(shape, step: int, size: float, n_cells: int) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _grid_cached(shape, step: int, size: float, n_cells: int) -> np.ndarray:
     r, n_rows, n_cols = _grid_counts(shape, step, size, n_cells)
     ys, xs = np.meshgrid(r + step * np.arange(n_rows), r + step * np.arange(n_cols), indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
+
+
+def _grid(shape, step: int, size: float, n_cells: int) -> np.ndarray:
+    """The grid of :func:`dense_grid` (a fresh array; the shapes of a data set repeat, so the
+    computation is cached)."""
+    return _grid_cached(tuple(shape), step, size, n_cells).copy()
 
 
 def _check_grid_args(step, size) -> None:
@@ -115,6 +130,15 @@ def dense_grid(shape, *, step: int = 8, size: float = 16, n_cells: int = 4) -> n
     return _grid(tuple(int(v) for v in shape), int(step), float(size), int(n_cells))
 
 
+def _n_bands(n_rows: int) -> int:
+    """Numba threads for one image: ``numba.get_num_threads()`` in the main thread of the main
+    process, else 1 (worker threads or processes already parallelize over images)."""
+    if n_rows < 8 or threading.current_thread() is not threading.main_thread() \
+            or multiprocessing.parent_process() is not None:
+        return 1
+    return min(numba.get_num_threads(), n_rows // 4)
+
+
 def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
     """``(n_cells, 2 r + 1)`` float32: triangle around each cell centre times the Gaussian window."""
     w = size / n_cells
@@ -124,15 +148,40 @@ def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
     return (tri * np.exp(-d * d / (2 * (size / 2) ** 2))[None, :]).astype(np.float32)
 
 
-def _smoothed(image: np.ndarray, sigma: float) -> np.ndarray:
+def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0) -> np.ndarray:
     """:func:`classicvision.sift._smooth` (the sparse descriptor's smoothing, the same sums in the
-    same order), in the calling thread and without a padded copy."""
+    same order) without a padded copy; ``image`` float32, or uint8 with ``scale = 1 / 255`` (read
+    as :func:`check_image` converts it)."""
+    if image.dtype == np.uint8 and (sigma <= 0 or _gaussian(sigma).size // 2 > min(image.shape)):
+        image = check_image(image)
     if sigma <= 0:
         return image
-    g = gaussian_kernel1d(sigma)
+    g = _gaussian(sigma)
     if g.size // 2 > min(image.shape):
         return _smooth(image, sigma)
-    return _smooth_symmetric(image, g)
+    n_bands = _n_bands(image.shape[0] // 8)
+    if n_bands == 1:
+        return _smooth_symmetric(image, g, scale)
+    return _smooth_symmetric_parallel(image, g, scale, n_bands)
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian(sigma: float) -> np.ndarray:
+    g = gaussian_kernel1d(sigma)
+    g.flags.writeable = False
+    return g
+
+
+@functools.lru_cache(maxsize=64)
+def _pooling_plan(size: float, n_cells: int, r: int):
+    """:func:`_pooling_kernels` and each cell's nonzero taps ``[t_lo, t_hi)`` (read-only, cached)."""
+    kernel = _pooling_kernels(size, n_cells, r)
+    nonzero = kernel != 0
+    t_lo = nonzero.argmax(axis=1).astype(np.int64)
+    t_hi = (kernel.shape[1] - nonzero[:, ::-1].argmax(axis=1)).astype(np.int64)
+    for array in (kernel, t_lo, t_hi):
+        array.flags.writeable = False
+    return kernel, t_lo, t_hi
 
 
 def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n_orientations: int,
@@ -141,12 +190,13 @@ def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n
     r, n_rows, n_cols = _grid_counts(smoothed.shape, step, size, n_cells)
     if n_rows == 0 or n_cols == 0:
         return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
-    kernel = _pooling_kernels(size, n_cells, r)
-    nonzero = kernel != 0
-    t_lo = nonzero.argmax(axis=1).astype(np.int64)
-    t_hi = (kernel.shape[1] - nonzero[:, ::-1].argmax(axis=1)).astype(np.int64)
-    return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
-                      rootsift, True)
+    kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
+    n_bands = _n_bands(n_rows)
+    if n_bands == 1:
+        return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                          rootsift, True)
+    return _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                               rootsift, True, n_bands)
 
 
 def dense_sift(image, *, step: int = 8, size: float = 16, rootsift: bool = False, clip: float = 0.2,
@@ -226,7 +276,11 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     >>> len(points) == len(dense_grid((64, 64), size=16)) + len(dense_grid((64, 64), size=24))
     True
     """
-    image = check_image(image)
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2 and image.size \
+            and image.flags.c_contiguous:
+        scale = 1.0 / 255.0                 # check_image's conversion, fused into the smoothing
+    else:
+        image, scale = check_image(image), 1.0
     _check_common(n_cells, n_orientations, clip, rootsift, sigma)
     if isinstance(sizes, numbers.Real):
         sizes = (sizes,)
@@ -241,7 +295,7 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
-    smoothed = _smoothed(image, float(sigma))
+    smoothed = _smoothed(image, float(sigma), scale)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
                                   bool(rootsift)) for size in sizes]
     descriptors = descriptors[0] if len(descriptors) == 1 else np.concatenate(descriptors, axis=0)

@@ -145,3 +145,52 @@ def test_close_to_opencv_on_same_grid(camera):
     cosine = (ours * theirs).sum(axis=1)
     assert np.median(cosine) > 0.995
     assert (np.argmax(ours @ theirs.T, axis=1) == np.arange(len(points))).mean() > 0.98
+
+
+def test_float32_bins_match_float64_bins():
+    from numba import njit
+
+    from classicvision._dense_sift_kernels import _bin_of32
+    from classicvision._sift_kernels import _bin_of
+
+    @njit
+    def both(dx, dy, n):
+        out = np.empty((2, dx.shape[0]))
+        for e in range(dx.shape[0]):
+            out[0, e] = _bin_of(float(dx[e]), float(dy[e]), n / (2 * np.pi), float(n))
+            out[1, e] = _bin_of32(dx[e], dy[e], np.float32(n / (2 * np.pi)), np.float32(n))
+        return out
+
+    rng = np.random.default_rng(4)
+    dx = np.concatenate([rng.normal(size=20000), [0, 1, -1, 0, 0, 1e-30]]).astype(np.float32)
+    dy = np.concatenate([rng.normal(size=20000), [0, 0, 0, 1, -1, -1e-30]]).astype(np.float32)
+    for n in (8, 6):
+        want64, got32 = both(dx, dy, n)
+        libm = np.mod(np.arctan2(dy.astype(np.float64), dx) * (n / (2 * np.pi)), n)
+        for ref in (want64, libm):
+            dist = np.abs(got32 - ref)
+            np.testing.assert_array_less(np.minimum(dist, n - dist), 2e-6)   # bin units, cyclic
+        assert ((got32 >= 0) & (got32 < n)).all()
+
+
+@pytest.mark.parametrize("n_bands", [2, 3])
+def test_parallel_kernels_equal_single_thread(textured, n_bands):
+    from classicvision._dense_sift_kernels import _dense_raw_parallel, _smooth_symmetric_parallel
+
+    g = gaussian_kernel1d(1.0)
+    np.testing.assert_array_equal(_smooth_symmetric_parallel(textured, g, 1.0, n_bands),
+                                  _smooth_symmetric(textured, g))
+    kernel, t_lo, t_hi, n_rows, n_cols = _kernel_args(textured.shape, 4, 16)
+    single = _dense_raw(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True)
+    np.testing.assert_array_equal(
+        _dense_raw_parallel(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True, n_bands), single)
+
+
+def test_uint8_fast_path_equals_checked_float(textured):
+    u8 = (textured / textured.max() * 255).round().astype(np.uint8)
+    fast = dense_sift(u8, step=4, rootsift=True)
+    checked = dense_sift(u8.astype(np.float32) * np.float32(1 / 255), step=4, rootsift=True)
+    np.testing.assert_array_equal(fast[0], checked[0])
+    np.testing.assert_array_equal(fast[1], checked[1])
+    tiny = np.full((10, 10), 7, np.uint8)                          # the padded-smoothing fallback
+    assert dense_sift(tiny, step=4, size=4)[1].shape[1] == 128
