@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def best_of(fn, repeat: int) -> float:
+    time.sleep(0.2)  # let the other library's thread pool go idle first (OpenCV's workers spin-wait)
     fn()
     times = []
     for _ in range(repeat):
