@@ -7,6 +7,7 @@ was expected and what was received (STYLE.md, "Errors").
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -129,7 +130,9 @@ def check_scalar(value, name: str, *, kind=numbers.Real, low=None, high=None,
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
         expected = "an integer" if kind is numbers.Integral else "a number"
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
-    if kind is numbers.Real and not np.isfinite(value):
+    # math.isfinite: a scalar check without a ufunc call (this runs on every public call);
+    # integers are always finite (and may be too large for a float).
+    if kind is numbers.Real and not isinstance(value, numbers.Integral) and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (value < low or (value == low and not low_inclusive)):
         sign = ">=" if low_inclusive else ">"
