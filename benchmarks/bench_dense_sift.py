@@ -15,28 +15,17 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import cv2
 import numba
 import numpy as np
 
+from _timing import best_of
 from classicvision.dense_sift import dense_grid, dense_sift
 from classicvision.sift import to_cv2_keypoints
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def best_of(fn, repeat: int) -> float:
-    time.sleep(0.2)  # let the other library's thread pool go idle first (OpenCV's workers spin-wait)
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def scene15_images(data: Path, n_images: int) -> list:
@@ -63,8 +52,8 @@ def camera_256():
 def time_one(sift, image_u8, step, size, rootsift, repeat):
     grid = dense_grid(image_u8.shape, step=step, size=size)
     keypoints = to_cv2_keypoints(grid, size=float(size))
-    t_cv = best_of(lambda: sift.compute(image_u8, keypoints), repeat)
-    t_us = best_of(lambda: dense_sift(image_u8, step=step, size=size, rootsift=rootsift), repeat)
+    t_cv = best_of(lambda: sift.compute(image_u8, keypoints), repeat, settle=0.2)
+    t_us = best_of(lambda: dense_sift(image_u8, step=step, size=size, rootsift=rootsift), repeat, settle=0.2)
     return {"points": len(grid), "shape": list(image_u8.shape), "cv2_ms": t_cv * 1e3,
             "ours_ms": t_us * 1e3, "ratio": t_cv / t_us}
 
@@ -103,9 +92,10 @@ def main(argv=None):
     # Throughput: every image once per pass, per image time (best pass).
     batch = [im for _, im in scenes] or [camera]
     grids = [to_cv2_keypoints(dense_grid(im.shape, step=8, size=16), size=16.0) for im in batch]
-    t_cv = best_of(lambda: [sift.compute(im, kp) for im, kp in zip(batch, grids)], max(3, args.repeat // 4))
+    t_cv = best_of(lambda: [sift.compute(im, kp) for im, kp in zip(batch, grids)], max(3, args.repeat // 4),
+                   settle=0.2)
     t_us = best_of(lambda: [dense_sift(im, step=8, size=16, rootsift=True) for im in batch],
-                   max(3, args.repeat // 4))
+                   max(3, args.repeat // 4), settle=0.2)
     throughput = {"images": len(batch), "cv2_ms_per_image": t_cv / len(batch) * 1e3,
                   "ours_ms_per_image": t_us / len(batch) * 1e3, "ratio": t_cv / t_us}
     print(f"batch of {len(batch)} images, step 8 size 16: cv2 {throughput['cv2_ms_per_image']:.3f} ms/image, "

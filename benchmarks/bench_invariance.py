@@ -17,7 +17,8 @@ All methods are run in the same process on the same images:
 
 Reported per rotation and per scale: accuracy among all ratio-test matches, the number of
 matches, and detect+describe seconds per image (median); overall, also the accuracy among the 100
-most confident matches and the time relative to OpenCV's. Outputs ``benchmarks/results/invariance.md`` and ``invariance.json``.
+most confident matches and the time relative to OpenCV's. Outputs
+``benchmarks/results/invariance.md`` and ``invariance.json``.
 
 Usage::
 

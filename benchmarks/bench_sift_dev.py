@@ -7,24 +7,14 @@ is the best of ``--repeat`` runs after one warm-up call that also compiles the n
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
 
+from _timing import best_of
 from classicvision.datasets import embedded_pair
 from classicvision.dense_sift import dense_grid, dense_sift
 from classicvision.sift import sift_descriptors, to_cv2_keypoints
-
-
-def best_of(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None):

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._sift_kernels import _A2, _A4, _A6, _A8, _A10, _A12, _A14, _A16, _TWO_PI
+from ._sift_kernels import _A2, _A4, _A6, _A8, _A10, _A12, _A14, _A16, _TWO_PI, _normalize_rows_reference
 
 # float32 copies of the constants of ``_sift_kernels._bin_of`` (float64 literals would promote the
 # whole row loop to float64, half the SIMD width).
@@ -356,10 +356,4 @@ def _dense_raw_reference(smoothed, kernel, step, n_rows, n_cols, n_ori, clip, ro
     raw = raw.reshape(n_rows * n_cols, -1)
     if not normalize:
         return raw.astype(np.float32)
-    norm = np.linalg.norm(raw, axis=1, keepdims=True)
-    keep = norm > 1e-12
-    d = np.minimum(np.divide(raw, norm, out=np.zeros_like(raw), where=keep), clip)
-    d = np.divide(d, np.linalg.norm(d, axis=1, keepdims=True), out=np.zeros_like(d), where=keep)
-    if rootsift:
-        d = np.sqrt(np.divide(d, d.sum(axis=1, keepdims=True), out=np.zeros_like(d), where=keep))
-    return d.astype(np.float32)
+    return _normalize_rows_reference(raw, clip, rootsift)

@@ -74,7 +74,8 @@ def _extrema_rows_impl(gauss, threshold, border):
             for dl in range(-1, 2):
                 for dy in range(-1, 2):
                     for dx in range(-1, 2):
-                        if sign * (gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx]) > sign * v:
+                        d = gauss[layer + dl + 1, y + dy, x + dx] - gauss[layer + dl, y + dy, x + dx]
+                        if sign * d > sign * v:
                             keep = False
                             break
                     if not keep:
