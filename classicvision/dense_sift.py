@@ -130,13 +130,17 @@ def dense_grid(shape, *, step: int = 8, size: float = 16, n_cells: int = 4) -> n
     return _grid(tuple(int(v) for v in shape), int(step), float(size), int(n_cells))
 
 
-def _n_bands(n_rows: int) -> int:
+def _threads() -> int:
     """Numba threads for one image: ``numba.get_num_threads()`` in the main thread of the main
     process, else 1 (worker threads or processes already parallelize over images)."""
-    if n_rows < 8 or threading.current_thread() is not threading.main_thread() \
-            or multiprocessing.parent_process() is not None:
+    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
         return 1
-    return min(numba.get_num_threads(), n_rows // 4)
+    return numba.get_num_threads()
+
+
+def _n_bands(n_rows: int, threads: int) -> int:
+    """Bands of at least 4 rows (grid rows, or groups of 8 image rows), one per thread at most."""
+    return 1 if n_rows < 8 else min(threads, n_rows // 4)
 
 
 def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
@@ -148,7 +152,7 @@ def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
     return (tri * np.exp(-d * d / (2 * (size / 2) ** 2))[None, :]).astype(np.float32)
 
 
-def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0) -> np.ndarray:
+def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int = 1) -> np.ndarray:
     """:func:`classicvision.sift._smooth` (the sparse descriptor's smoothing, the same sums in the
     same order) without a padded copy; ``image`` float32, or uint8 with ``scale = 1 / 255`` (read
     as :func:`check_image` converts it)."""
@@ -159,7 +163,7 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0) -> np.ndarray
     g = _gaussian(sigma)
     if g.size // 2 > min(image.shape):
         return _smooth(image, sigma)
-    n_bands = _n_bands(image.shape[0] // 8)
+    n_bands = _n_bands(image.shape[0] // 8, threads)
     if n_bands == 1:
         return _smooth_symmetric(image, g, scale)
     return _smooth_symmetric_parallel(image, g, scale, n_bands)
@@ -185,13 +189,13 @@ def _pooling_plan(size: float, n_cells: int, r: int):
 
 
 def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n_orientations: int,
-                   clip: float, rootsift: bool) -> np.ndarray:
+                   clip: float, rootsift: bool, threads: int = 1) -> np.ndarray:
     """Normalized descriptors ``(M, n_cells**2 * n_orientations)`` float32 of the grid of ``size``."""
     r, n_rows, n_cols = _grid_counts(smoothed.shape, step, size, n_cells)
     if n_rows == 0 or n_cols == 0:
         return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
     kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
-    n_bands = _n_bands(n_rows)
+    n_bands = _n_bands(n_rows, threads)
     if n_bands == 1:
         return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
                           rootsift, True)
@@ -295,8 +299,9 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
-    smoothed = _smoothed(image, float(sigma), scale)
+    threads = _threads()
+    smoothed = _smoothed(image, float(sigma), scale, threads)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
-                                  bool(rootsift)) for size in sizes]
+                                  bool(rootsift), threads) for size in sizes]
     descriptors = descriptors[0] if len(descriptors) == 1 else np.concatenate(descriptors, axis=0)
     return np.concatenate(grids, axis=0), descriptors
