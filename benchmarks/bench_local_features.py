@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from _timing import run_times
 from classicvision import filters
 from classicvision.datasets import find_data_dir, load_pair, stereo_pair
 from classicvision.harris import harris, harris_response
@@ -33,13 +34,8 @@ from classicvision.sift import sift_descriptors
 
 
 def timeit(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median of :func:`_timing.run_times`."""
+    return statistics.median(run_times(fn, repeat))
 
 
 def opencv_dog(image, sigma):
