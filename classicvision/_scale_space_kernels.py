@@ -321,7 +321,7 @@ def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, 
             above = image[y - 1]
             here = image[y]
             below = image[y + 1]
-            # Two passes over the row: weights and bins without branches (SIMD), then the votes.
+            # Two passes over the row: weights and bins without branches, then the votes.
             for j in range(x1 - x0 + 1):
                 x = x0 + j
                 gx = here[x + 1] - here[x - 1]

@@ -106,8 +106,8 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     and equals the dense pooling at whole-pixel points.
 
     Each row of the support is done in two passes: the frame coordinates, relative orientation and
-    weight of its pixels into row buffers (branch-free inside the image, SIMD), then the
-    trilinear votes.
+    weight of its pixels into row buffers (no branches inside the image; LLVM does not vectorize
+    it), then the trilinear votes.
     """
     height, width = magnitude.shape
     n_points = xs.shape[0]
@@ -130,7 +130,7 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
         inv_w = n_cells / s
         step_x = c * inv_w
         step_y = sn * inv_w
-        inv_2var = 2.0 / (s * s)
+        inv_2var = 2.0 / (s * s)                # 1 / (2 sigma^2), sigma = s / 2
         reach = 0.5 * s + 0.5 * s / n_cells
         extent = reach * (abs(c) + abs(sn))
         x_lo = int(math.floor(cx - extent))
