@@ -40,9 +40,10 @@ def test_extrema_kernel_matches_reference():
     dog = np.diff(gauss, axis=0)
     slow = np.argwhere(_k._extrema_mask_reference(dog, np.float32(0.005), 5))
     for kernel in (_k._extrema_rows_parallel, _k._extrema_rows_serial):
-        columns, counts = kernel(gauss, np.float32(0.005), 5)
-        fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
-        np.testing.assert_array_equal(fast, slow)
+        for band in (1, 7, 32):  # bands that split the rows unevenly, and one band for all
+            columns, counts = kernel(gauss, np.float32(0.005), 5, band)
+            fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
+            np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(_k._extrema(gauss, 0.005, 5), slow)
     assert [2, 20, 20] in slow.tolist() and [2, 20, 21] in slow.tolist() and len(slow) > 10
 
