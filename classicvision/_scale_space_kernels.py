@@ -359,21 +359,25 @@ def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, 
         y1 = min(height - 2, cy + radius)
         x0 = max(1, cx - radius)
         x1 = min(width - 2, cx + radius)
-        weights = np.empty(max(x1 - x0 + 1, 0), np.float32)
-        bins = np.empty(max(x1 - x0 + 1, 0), np.float32)
+        span = max(x1 - x0 + 1, 0)
+        weights = np.empty(span, np.float32)
+        bins = np.empty(span, np.float32)
+        table_x = table[x0 - cx + radius:x0 - cx + radius + span]
         for y in range(y0, y1 + 1):
             wy = table[y - cy + radius]
-            above = image[y - 1]
-            here = image[y]
-            below = image[y + 1]
+            # Slices indexed from 0, so that numba need not wrap possibly negative indices
+            # and the first pass vectorizes.
+            above = image[y - 1, x0:x0 + span]
+            left = image[y, x0 - 1:x0 - 1 + span]
+            right = image[y, x0 + 1:x0 + 1 + span]
+            below = image[y + 1, x0:x0 + span]
             # Two passes over the row: weights and bins without branches, then the votes.
-            for j in range(x1 - x0 + 1):
-                x = x0 + j
-                gx = here[x + 1] - here[x - 1]
-                gy = below[x] - above[x]
-                weights[j] = math.sqrt(gx * gx + gy * gy) * wy * table[x - cx + radius]
+            for j in range(span):
+                gx = right[j] - left[j]
+                gy = below[j] - above[j]
+                weights[j] = math.sqrt(gx * gx + gy * gy) * wy * table_x[j]
                 bins[j] = _bin_of(gx, gy, bin_per_radian, n_bins)
-            for j in range(x1 - x0 + 1):
+            for j in range(span):
                 f = bins[j]
                 b0 = int(f)
                 t = f - b0

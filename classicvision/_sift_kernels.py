@@ -178,15 +178,18 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
             ty0 = (dy * c - dx0 * sn) * inv_w + half_n
             g0 = px_lo - x_lo
             if not flip_y and px_lo >= 0 and px_hi < width:
-                mrow = magnitude[ry]
-                brow = bins[ry]
+                # Slices, indexed from 0: an index like px_lo + j may be negative as far as
+                # LLVM knows, numba then wraps it around, and the loop does not vectorize.
+                mrow = magnitude[ry, px_lo:px_lo + n_px]
+                brow = bins[ry, px_lo:px_lo + n_px]
+                grow = gauss_x[g0:g0 + n_px]
                 for j in range(n_px):
                     tx = tx0 + j * step_x
                     ty = ty0 - j * step_y
                     inside = (tx > -1.0) & (tx < n_cells) & (ty > -1.0) & (ty < n_cells)
-                    t = float(brow[px_lo + j]) - t_theta
+                    t = float(brow[j]) - t_theta
                     row_t[j] = t + n_ori if t < 0.0 else t
-                    row_w[j] = float(mrow[px_lo + j]) * gy_w * gauss_x[g0 + j] if inside else 0.0
+                    row_w[j] = float(mrow[j]) * gy_w * grow[j] if inside else 0.0
                     row_x[j] = tx
                     row_y[j] = ty
             else:
