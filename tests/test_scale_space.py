@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from classicvision import _blur_kernels as _bk
 from classicvision import _scale_space_kernels as _k
-from classicvision.filters import gaussian
+from classicvision.filters import gaussian, gaussian_kernel1d
 from classicvision.scale_space import (GaussianPyramid, _blur, _upsample2, _upsample2_reference, dog_extrema,
                                        dog_keypoints, gaussian_pyramid, level_of_scale)
 
@@ -29,6 +30,27 @@ def test_upsample_and_blur_match_references(small_camera):
     np.testing.assert_allclose(up, _upsample2_reference(small_camera), atol=1e-6)
     np.testing.assert_array_equal(up[::2, ::2], small_camera)  # base pixel 2x is input pixel x
     np.testing.assert_allclose(_blur(up, 1.3), gaussian(up, 1.3, mode="mirror"), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(17, 23), (40, 13), (150, 257)])
+@pytest.mark.parametrize("sigma", [0.8, 1.226, 1.545, 3.09])
+def test_mirror_blur_matches_references(shape, sigma):
+    image = np.random.default_rng(shape[1]).random(shape).astype(np.float32)
+    g = gaussian_kernel1d(sigma)
+    got = _bk._mirror_blur(image, g)          # r = 2..12: odd and even radii, r close to the side
+    np.testing.assert_allclose(got, _bk._mirror_blur_reference(image, g), atol=1e-6)
+    opencv = cv2.sepFilter2D(image, cv2.CV_32F, g, g, borderType=cv2.BORDER_REFLECT_101)
+    np.testing.assert_allclose(got, opencv, atol=1e-6)
+    np.testing.assert_allclose(_blur(image, sigma), got)
+    serial = _bk._mirror_blur_serial(image, g[g.size // 2:].copy(), np.empty_like(image), 1)
+    threaded = _bk._mirror_blur_parallel(image, g[g.size // 2:].copy(), np.empty_like(image), 5)
+    np.testing.assert_array_equal(serial, threaded)  # bands change nothing
+
+
+def test_blur_falls_back_to_opencv_on_levels_smaller_than_the_kernel():
+    image = np.random.default_rng(1).random((9, 30)).astype(np.float32)
+    assert _bk._mirror_blur(image, gaussian_kernel1d(3.0)) is None      # radius 12 >= 9 rows
+    np.testing.assert_allclose(_blur(image, 3.0), gaussian(image, 3.0, mode="mirror"), atol=1e-6)
 
 
 def test_extrema_kernel_matches_reference():
