@@ -1,5 +1,5 @@
-"""Numba kernel for the Gaussian blurs of the scale space, with the plain-numpy reference it is
-tested against.
+"""Numba kernels for the Gaussian pyramid (the blurs of each octave and the doubled first image),
+with the plain-numpy references they are tested against.
 
 :func:`_mirror_blur` correlates an image with a symmetric kernel ``g`` (odd length ``2 r + 1``,
 ``g[r - k] == g[r + k]``) along y, then along x, with the mirror border of OpenCV's
@@ -103,6 +103,34 @@ def _mirror_blur(image, kernel, out=None):
     return kernel_fn(image, half, out, min(_BANDS, height) if big else 1)
 
 
+@njit(cache=True, parallel=True)
+def _upsample2(image):
+    """``(2 H, 2 W)`` float32 linear interpolation of ``image`` on its own grid:
+    ``out[2 i, 2 j] = image[i, j]``, odd rows and columns the mean of their two neighbours, the
+    last row and column repeated (:func:`_upsample2_reference`; exactly equal to it)."""
+    height, width = image.shape
+    out = np.empty((2 * height, 2 * width), np.float32)
+    half = np.float32(0.5)
+    for i in prange(height):
+        a = image[i]
+        b = image[i + 1] if i + 1 < height else a
+        top = out[2 * i]
+        bottom = out[2 * i + 1]
+        for j in range(width - 1):
+            top[2 * j] = a[j]
+            top[2 * j + 1] = half * (a[j] + a[j + 1])
+            left = half * (a[j] + b[j])
+            right = half * (a[j + 1] + b[j + 1])
+            bottom[2 * j] = left
+            bottom[2 * j + 1] = half * (left + right)
+        last = half * (a[width - 1] + b[width - 1])
+        top[2 * width - 2] = a[width - 1]
+        top[2 * width - 1] = a[width - 1]
+        bottom[2 * width - 2] = last
+        bottom[2 * width - 1] = last
+    return out
+
+
 def _mirror_blur_reference(image, kernel):
     """Plain-numpy twin of :func:`_mirror_blur` (float64 sums over the padded image)."""
     r = kernel.shape[0] // 2
@@ -111,3 +139,17 @@ def _mirror_blur_reference(image, kernel):
     rows = sum(float(kernel[k]) * p[k:k + height, :] for k in range(2 * r + 1))
     out = sum(float(kernel[k]) * rows[:, k:k + width] for k in range(2 * r + 1))
     return out.astype(np.float32)
+
+
+def _upsample2_reference(image):
+    """Plain-numpy twin of :func:`_upsample2`."""
+    height, width = image.shape
+    rows = np.empty((2 * height, width), np.float32)
+    rows[0::2] = image
+    rows[1:-1:2] = 0.5 * (image[:-1] + image[1:])
+    rows[-1] = image[-1]
+    out = np.empty((2 * height, 2 * width), np.float32)
+    out[:, 0::2] = rows
+    out[:, 1:-1:2] = 0.5 * (rows[:, :-1] + rows[:, 1:])
+    out[:, -1] = rows[:, -1]
+    return out

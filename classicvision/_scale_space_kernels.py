@@ -135,7 +135,7 @@ def _extrema_rows_impl(gauss, threshold, border, band):
 # far more than a small octave's work when the cores are busy).
 _extrema_rows_parallel = _build(_extrema_rows_impl, "_parallel", parallel=True)
 _extrema_rows_serial = _build(_extrema_rows_impl, "_serial")
-_PARALLEL_PIXELS = 1 << 19
+_PARALLEL_PIXELS = 1 << 14  # 128 x 128 and up: threads measured faster (best of 30, 2 cores)
 _BAND = 32  # rows per extrema task (16-64 measured the same)
 
 

@@ -11,7 +11,8 @@ Algorithm (Lowe 2004, sections 3-4; the numbers are Lowe's and OpenCV's defaults
    ``s = n_scales = 3``, each blurred from the previous one by
    ``sqrt(sigma_l**2 - sigma_(l-1)**2)``: the kernel of
    :func:`classicvision.filters.gaussian_kernel1d` (radius ``4 sigma``, mirror border as
-   OpenCV), applied by ``cv2.sepFilter2D`` for speed. The next octave starts from ``G[s]``
+   OpenCV), applied by our own kernel (OpenCV's ``sepFilter2D`` computes the same sums, slower).
+   The next octave starts from ``G[s]``
    (blur ``2 sigma``) taking every second pixel, so octave ``o`` pixel ``x`` is base pixel
    ``2**o x``.
 3. ``D[l] = G[l + 1] - G[l]`` (section 3, eq. 1-2) and its 3x3x3 extrema for ``1 <= l <= s``
@@ -29,9 +30,9 @@ Algorithm (Lowe 2004, sections 3-4; the numbers are Lowe's and OpenCV's defaults
    ``sigma 2**(l / s)`` octave pixels; both are mapped back to *input* pixels by the octave's
    factor ``2**o / 2`` (or ``2**o`` without upsampling).
 
-The work is in numba kernels (:mod:`classicvision._scale_space_kernels`): the extrema search
-parallel over rows (the DoG formed on the fly, never stored), the refinement a loop over the
-candidates inside one compiled call.
+The work is in numba kernels: the doubling and the blurs in :mod:`classicvision._blur_kernels`,
+the extrema search in bands of rows (the DoG formed on the fly, never stored) and the refinement,
+a loop over the candidates inside one compiled call, in :mod:`classicvision._scale_space_kernels`.
 
 References
 ----------
@@ -51,7 +52,7 @@ import cv2
 import numpy as np
 
 from . import _scale_space_kernels as _k
-from ._blur_kernels import _mirror_blur
+from ._blur_kernels import _mirror_blur, _upsample2
 from ._validation import check_image, check_scalar
 from .filters import gaussian_kernel1d
 
@@ -61,7 +62,6 @@ __all__ = ["GaussianPyramid", "ScaleSpacePoints", "gaussian_pyramid", "dog_extre
 _BORDER = 5  # SIFT_IMG_BORDER of OpenCV: no extremum closer to an octave's edge
 _MAX_ITER = 5  # quadratic-fit steps (Lowe 2004, section 4; OpenCV SIFT_MAX_INTERP_STEPS)
 _MIN_OCTAVE_SIDE = 16
-_DOUBLE = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]], np.float64)
 
 
 class GaussianPyramid(NamedTuple):
@@ -106,30 +106,6 @@ class ScaleSpacePoints(NamedTuple):
     responses: np.ndarray
     octaves: np.ndarray
     layers: np.ndarray
-
-
-def _upsample2(image: np.ndarray) -> np.ndarray:
-    """Double ``image`` by linear interpolation on its own grid: ``out[2i, 2j] = image[i, j]``.
-
-    ``cv2.warpAffine`` with the matrix ``diag(2, 2)`` computes exactly this (the weights are 0
-    and 1/2) several times faster; :func:`_upsample2_reference` is the numpy twin.
-    """
-    height, width = image.shape
-    return cv2.warpAffine(image, _DOUBLE, (2 * width, 2 * height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-def _upsample2_reference(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape
-    rows = np.empty((2 * height, width), np.float32)
-    rows[0::2] = image
-    rows[1:-1:2] = 0.5 * (image[:-1] + image[1:])
-    rows[-1] = image[-1]
-    out = np.empty((2 * height, 2 * width), np.float32)
-    out[:, 0::2] = rows
-    out[:, 1:-1:2] = 0.5 * (rows[:, :-1] + rows[:, 1:])
-    out[:, -1] = rows[:, -1]
-    return out
 
 
 @functools.lru_cache(maxsize=64)
