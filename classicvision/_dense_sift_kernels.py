@@ -35,17 +35,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._sift_kernels import _A2, _A4, _A6, _A8, _A10, _A12, _A14, _A16, _TWO_PI, _normalize_rows_reference
+from ._sift_kernels import _HALF32, _TWO_PI, _bin_of32, _normalize_rows_reference
 
-# float32 copies of the constants of ``_sift_kernels._bin_of`` (float64 literals would promote the
-# whole row loop to float64, half the SIMD width).
-_F2, _F4, _F6, _F8 = np.float32(_A2), np.float32(_A4), np.float32(_A6), np.float32(_A8)
-_F10, _F12, _F14, _F16 = np.float32(_A10), np.float32(_A12), np.float32(_A14), np.float32(_A16)
-_HALF_PI32 = np.float32(0.5 * math.pi)
-_PI32 = np.float32(math.pi)
-_ZERO32 = np.float32(0.0)
-_ONE32 = np.float32(1.0)
-_HALF32 = np.float32(0.5)
 
 
 @njit(cache=True, inline="always")
@@ -118,24 +109,6 @@ def _smooth_symmetric_parallel(image, g, scale, n_bands):
     for b in prange(n_bands):
         _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out)
     return out
-
-
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
-def _bin_of32(dx, dy, scale, n):
-    """float32 twin of :func:`classicvision._sift_kernels._bin_of` (same polynomial, same
-    selects): ``arctan2(dy, dx) * scale`` wrapped into ``[0, n)``, to ~1e-6 bin units."""
-    ax = abs(dx)
-    ay = abs(dy)
-    hi = max(ax, ay)
-    z = min(ax, ay) / (hi if hi > _ZERO32 else _ONE32)
-    z2 = z * z
-    a = z * (_ONE32 + z2 * (_F2 + z2 * (_F4 + z2 * (_F6 + z2 * (_F8 + z2 * (
-        _F10 + z2 * (_F12 + z2 * (_F14 + z2 * _F16))))))))
-    a = _HALF_PI32 - a if ay > ax else a
-    a = _PI32 - a if dx < _ZERO32 else a
-    t = (-a if dy < _ZERO32 else a) * scale
-    t = t + n if t < _ZERO32 else t
-    return t if t < n else _ZERO32
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
