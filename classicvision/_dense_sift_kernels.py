@@ -1,9 +1,8 @@
 """Numba kernels for dense SIFT (one fused pass per image), with the plain-numpy references they
 are tested against.
 
-:func:`_smooth_symmetric` is the Gaussian pre-smoothing of :func:`classicvision.sift._smooth`
-(symmetric border ``dcba|abcd``) without building the padded image, with the same order of
-operations as :func:`classicvision._filter_kernels._separable_valid`.
+:func:`_smooth_symmetric` is the Gaussian pre-smoothing of the sparse and dense descriptors
+(symmetric border ``dcba|abcd``) without building the padded image.
 
 :func:`_dense_raw` goes from the smoothed image to the normalized descriptors of every grid point
 in one sweep down the image, grid row by grid row, so that nothing bigger than a few image rows
@@ -58,10 +57,15 @@ def _smooth_band(image, g, scale, y_begin, y_end, out):
     """Rows ``y_begin <= y < y_end`` of :func:`_smooth_symmetric` into ``out``: the x-pass of the
     ``y_end - y_begin + 2 R`` (mirrored) rows they read, then the y-pass. Pixels are read as
     ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
-    check_image`'s conversion, fused)."""
+    check_image`'s conversion, fused). ``g`` is symmetric: its taps are folded,
+    ``g[R + k] (a + b)``, two pairs per sweep over a row (as :mod:`classicvision._blur_kernels`),
+    which halves the sweeps of the unfolded filter."""
     height, width = image.shape
-    n = g.shape[0]
-    r = n // 2
+    r = g.shape[0] // 2
+    odd = r % 2
+    first = 1 + odd                                # the first tap of the pairs of pairs
+    w0 = g[r]
+    w1 = g[r + 1] if odd else np.float32(0.0)      # tap 1 joins tap 0 when r is odd
     padded = np.empty(width + 2 * r, np.float32)
     rows = np.empty((y_end - y_begin + 2 * r, width), np.float32)
     for yy in range(y_end - y_begin + 2 * r):
@@ -72,31 +76,45 @@ def _smooth_band(image, g, scale, y_begin, y_end, out):
         for q in range(width):
             padded[r + q] = np.float32(src[q]) * scale
         dst = rows[yy]
-        w0 = g[0]
+        centre = padded[r:r + width]
+        left = padded[r - odd:r - odd + width]
+        right = padded[r + odd:r + odd + width]
         for j in range(width):
-            dst[j] = w0 * padded[j]
-        for k in range(1, n):
-            w = g[k]
+            dst[j] = w0 * centre[j] + w1 * (left[j] + right[j])
+        for k in range(first, r + 1, 2):
+            a = padded[r - k:r - k + width]
+            b = padded[r + k:r + k + width]
+            c = padded[r - k - 1:r - k - 1 + width]
+            d = padded[r + k + 1:r + k + 1 + width]
+            wa = g[r + k]
+            wc = g[r + k + 1]
             for j in range(width):
-                dst[j] += w * padded[j + k]
+                dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
     for y in range(y_begin, y_end):
         dst = out[y]
-        w0 = g[0]
-        src = rows[y - y_begin]
+        i = y - y_begin + r                         # the row of ``rows`` centred on y
+        centre = rows[i]
+        above = rows[i - odd]
+        below = rows[i + odd]
         for j in range(width):
-            dst[j] = w0 * src[j]
-        for k in range(1, n):
-            w = g[k]
-            src = rows[y - y_begin + k]
+            dst[j] = w0 * centre[j] + w1 * (above[j] + below[j])
+        for k in range(first, r + 1, 2):
+            a = rows[i - k]
+            b = rows[i + k]
+            c = rows[i - k - 1]
+            d = rows[i + k + 1]
+            wa = g[r + k]
+            wc = g[r + k + 1]
             for j in range(width):
-                dst[j] += w * src[j]
+                dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _smooth_symmetric(image, g, scale=1.0):
-    """Correlation with ``g`` (odd length ``2 R + 1``) along x then y, symmetric border; float32.
+    """Correlation with the symmetric ``g`` (odd length ``2 R + 1``) along x then y, symmetric
+    border; float32. The smoothing of both the sparse (:func:`classicvision.sift._smooth`) and the
+    dense descriptors, so that they see the same image.
 
-    Same sums in the same order as ``_separable_valid(np.pad(image, R, "symmetric"), g, g)``.
     Requires ``R <= min(H, W)`` (else the caller pads). ``image`` float32, or uint8 with
     ``scale = 1 / 255``. One thread, without the GIL."""
     out = np.empty(image.shape, np.float32)

@@ -10,6 +10,7 @@ import threading
 
 from classicvision._dense_sift_kernels import (_dense_raw, _dense_raw_reference, _smooth_symmetric,
                                              _smooth_symmetric_reference)
+from classicvision._filter_kernels import _separable_valid
 from classicvision.dense_sift import _grid_counts, _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
 from classicvision.filters import gaussian_kernel1d
 from classicvision.sift import _smooth, sift_descriptors, to_cv2_keypoints
@@ -93,11 +94,13 @@ def test_multi_concatenates_sizes(textured):
     np.testing.assert_allclose(descriptors, np.concatenate([d16, d24]), atol=1e-6)
 
 
-@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.6])
+@pytest.mark.parametrize("sigma", [0.5, 0.75, 1.0, 1.2, 1.6])  # radii 2, 3, 4, 5, 6
 def test_smooth_kernel_equals_sparse_smoothing(textured, sigma):
     g = gaussian_kernel1d(sigma)
     got = _smooth_symmetric(textured, g)
-    np.testing.assert_array_equal(got, _smooth(textured, sigma))      # same sums, same order
+    np.testing.assert_array_equal(got, _smooth(textured, sigma))      # the sparse smoothing is this
+    padded = _separable_valid(np.pad(textured, g.size // 2, mode="symmetric"), g, g)   # unfolded taps
+    np.testing.assert_allclose(got, padded, atol=1e-6)
     np.testing.assert_allclose(got, _smooth_symmetric_reference(textured, g), atol=1e-6)
     np.testing.assert_allclose(got, cv2.sepFilter2D(textured, -1, g, g, borderType=cv2.BORDER_REFLECT),
                                atol=1e-6)
