@@ -134,10 +134,11 @@ def _smooth_symmetric_parallel(image, g, scale, n_bands):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
-def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x):
+def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
-    layout: entry ``(o step + x % step) n_q + x // step`` is plane ``o`` at column ``x``; the
-    rest of ``dst`` is zero. The gradient and its bin in float32 (:func:`_bin_of32`)."""
+    layout: entry ``o step n_q + at[x]``, ``at[x] = (x % step) n_q + x // step``, is plane ``o``
+    at column ``x``; the rest of ``dst`` is zero. The gradient and its bin in float32
+    (:func:`_bin_of32`). ``magnitude``, ``bins``, ``lower`` and ``upper`` are scratch rows."""
     height, width = smoothed.shape
     up = smoothed[y - 1 if y > 0 else 0]
     mid = smoothed[y]
@@ -154,20 +155,23 @@ def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x):
         dy = _HALF32 * (down[x] - up[x])
         magnitude[x] = np.sqrt(dx * dx + dy * dy)
         bins[x] = _bin_of32(dx, dy, scale, n)
+    # The two bins of each pixel and its two parts, branch-free (SIMD), then the scatter.
+    plane = np.uint64(step * n_q)
+    top = np.uint64(n_ori - 1)
+    for x in range(n_x):
+        t = bins[x]
+        b0 = np.uint64(t)
+        b1 = b0 + np.uint64(1) if b0 < top else np.uint64(0)
+        part = magnitude[x] * (t - np.float32(b0))
+        lower[x] = b0 * plane + at[x]
+        upper[x] = b1 * plane + at[x]
+        bins[x] = part
+        magnitude[x] -= part
     for e in range(dst.shape[0]):
         dst[e] = 0.0
-    plane = np.uint64(step * n_q)
-    uq = np.uint64(n_q)
-    for q in range((n_x + step - 1) // step):     # x = q step + p: no division per pixel
-        for p in range(min(step, n_x - q * step)):
-            x = np.uint64(q * step + p)           # unsigned indices: no wraparound checks
-            t = bins[x]
-            b0 = np.uint64(t)
-            b1 = b0 + np.uint64(1) if b0 + np.uint64(1) < np.uint64(n_ori) else np.uint64(0)
-            part = magnitude[x] * (t - np.float32(b0))
-            at = np.uint64(p) * uq + np.uint64(q)
-            dst[b1 * plane + at] = part
-            dst[b0 * plane + at] = magnitude[x] - part
+    for x in range(n_x):
+        dst[upper[x]] = bins[x]
+        dst[lower[x]] = magnitude[x]
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
@@ -231,6 +235,12 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
     ring = np.empty((taps, length), np.float32)
     magnitude = np.empty(width, np.float32)
     bins = np.empty(width, np.float32)
+    at = np.empty(n_x, np.uint64)                   # polyphase position of column x
+    for q in range((n_x + step - 1) // step):
+        for p in range(min(step, n_x - q * step)):
+            at[q * step + p] = p * n_q + q
+    lower = np.empty(n_x, np.uint64)
+    upper = np.empty(n_x, np.uint64)
     pooled = np.empty((n_cells, length), np.float32)
     cells = np.empty((dim, n_k), np.float32)          # x-pass output: (entry, grid column)
     hist = np.empty(dim, np.float32)
@@ -239,7 +249,8 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
         y0 = step * m
         next_row = max(next_row, y0)
         while next_row < y0 + taps:
-            _plane_row(smoothed, next_row, n_ori, magnitude, bins, ring[next_row % taps], step, n_q, n_x)
+            _plane_row(smoothed, next_row, n_ori, magnitude, bins, ring[next_row % taps], step, n_q, n_x,
+                       at, lower, upper)
             next_row += 1
         # y-pass: cell j of every column, over its nonzero taps.
         for j in range(n_cells):
