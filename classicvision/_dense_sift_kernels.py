@@ -53,11 +53,12 @@ def _mirror(i, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
-def _smooth_band(image, g, scale, y_begin, y_end, out):
+def _smooth_band(image, g, scale, y_begin, y_end, out, scratch):
     """Rows ``y_begin <= y < y_end`` of :func:`_smooth_symmetric` into ``out``: the x-pass of the
     ``y_end - y_begin + 2 R`` (mirrored) rows they read, then the y-pass. Pixels are read as
     ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
-    check_image`'s conversion, fused). ``g`` is symmetric: its taps are folded,
+    check_image`'s conversion, fused). ``scratch`` holds at least ``(y_end - y_begin + 2 R) W``
+    float32. ``g`` is symmetric: its taps are folded,
     ``g[R + k] (a + b)``, two pairs per sweep over a row (as :mod:`classicvision._blur_kernels`),
     which halves the sweeps of the unfolded filter."""
     height, width = image.shape
@@ -67,8 +68,9 @@ def _smooth_band(image, g, scale, y_begin, y_end, out):
     w0 = g[r]
     w1 = g[r + 1] if odd else np.float32(0.0)      # tap 1 joins tap 0 when r is odd
     padded = np.empty(width + 2 * r, np.float32)
-    rows = np.empty((y_end - y_begin + 2 * r, width), np.float32)
-    for yy in range(y_end - y_begin + 2 * r):
+    n_rows = y_end - y_begin + 2 * r                # the x-passed rows, in scratch
+    rows = scratch[:n_rows * width].reshape((n_rows, width))
+    for yy in range(n_rows):
         src = image[_mirror(y_begin + yy - r, height)]
         for q in range(r):
             padded[q] = np.float32(src[r - 1 - q]) * scale
@@ -109,27 +111,46 @@ def _smooth_band(image, g, scale, y_begin, y_end, out):
                 dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
 
 
+def _smooth_scratch_size(shape, radius, n_bands):
+    """float32 scratch that :func:`_smooth_symmetric_parallel` needs for ``n_bands`` bands."""
+    height, width = shape
+    return n_bands * ((height + n_bands - 1) // n_bands + 2 * radius) * width
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _smooth_symmetric(image, g, scale=1.0):
+def _smooth_symmetric(image, g, scale=1.0, out=None, scratch=None):
     """Correlation with the symmetric ``g`` (odd length ``2 R + 1``) along x then y, symmetric
     border; float32. The smoothing of both the sparse (:func:`classicvision.sift._smooth`) and the
     dense descriptors, so that they see the same image.
 
     Requires ``R <= min(H, W)`` (else the caller pads). ``image`` float32, or uint8 with
-    ``scale = 1 / 255``. One thread, without the GIL."""
-    out = np.empty(image.shape, np.float32)
-    _smooth_band(image, g, np.float32(scale), 0, image.shape[0], out)
-    return out
+    ``scale = 1 / 255``. ``out`` (``(H, W)`` float32) and ``scratch`` (1-D float32 of
+    :func:`_smooth_scratch_size` with one band) may be given to reuse memory. One thread, without
+    the GIL."""
+    height, width = image.shape
+    r = g.shape[0] // 2
+    if out is None:
+        result = np.empty((height, width), np.float32)
+    else:
+        result = out
+    if scratch is None:
+        work = np.empty((height + 2 * r) * width, np.float32)
+    else:
+        work = scratch
+    _smooth_band(image, g, np.float32(scale), 0, height, result, work)
+    return result
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
-def _smooth_symmetric_parallel(image, g, scale, n_bands):
-    """:func:`_smooth_symmetric` with the rows split into ``n_bands`` bands (numba threads); the
-    same values (each band repeats the x-pass of the ``2 R`` rows it shares)."""
-    out = np.empty(image.shape, np.float32)
-    height = image.shape[0]
+def _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch):
+    """:func:`_smooth_symmetric` with the rows split into ``n_bands`` bands (numba threads) into
+    ``out``; the same values (each band repeats the x-pass of the ``2 R`` rows it shares).
+    ``scratch``: 1-D float32 of at least :func:`_smooth_scratch_size`."""
+    height, width = image.shape
+    per_band = ((height + n_bands - 1) // n_bands + 2 * (g.shape[0] // 2)) * width
     for b in prange(n_bands):
-        _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out)
+        _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out,
+                     scratch[b * per_band:(b + 1) * per_band])
     return out
 
 
@@ -206,15 +227,28 @@ def _normalize_into(hist, dst, clip, rootsift):
             dst[d] = dst[d] * inv2
 
 
+@njit(cache=True, inline="always")
+def _padded_columns(n_cols):
+    return (n_cols + 15) // 16 * 16
+
+
+@njit(cache=True)
+def _band_scratch_size(step, n_cols, taps, n_cells, n_ori):
+    """float32 scratch of one band of :func:`_band`: its ring of ``taps`` polyphase rows and the
+    ``n_cells`` y-pass rows."""
+    return (taps + n_cells) * n_ori * step * ((taps - 1) // step + _padded_columns(n_cols))
+
+
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
 def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
-          normalize, out):
-    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``."""
+          normalize, out, scratch):
+    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``; the ring buffer and
+    the y-pass rows in ``scratch`` (:func:`_band_scratch_size` float32)."""
     height, width = smoothed.shape
     n_cells, taps = kernel.shape
     dim = n_cells * n_cells * n_ori
     n_x = step * (n_cols - 1) + taps                # the columns that some grid point reads
-    n_k = (n_cols + 15) // 16 * 16                  # grid columns, padded to whole SIMD sweeps
+    n_k = _padded_columns(n_cols)                   # grid columns, padded to whole SIMD sweeps
     n_q = (taps - 1) // step + n_k                  # polyphase columns per (orientation, phase)
     length = n_ori * step * n_q
     # Each cell's nonzero taps, four per x-pass sweep (the last group padded with weight 0):
@@ -232,7 +266,7 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
             else:
                 t = t_lo[i]
             offsets[i, g] = (t % step) * n_q + t // step
-    ring = np.empty((taps, length), np.float32)
+    ring = scratch[:taps * length].reshape((taps, length))
     magnitude = np.empty(width, np.float32)
     bins = np.empty(width, np.float32)
     at = np.empty(n_x, np.uint64)                   # polyphase position of column x
@@ -241,7 +275,7 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
             at[q * step + p] = p * n_q + q
     lower = np.empty(n_x, np.uint64)
     upper = np.empty(n_x, np.uint64)
-    pooled = np.empty((n_cells, length), np.float32)
+    pooled = scratch[taps * length:(taps + n_cells) * length].reshape((n_cells, length))
     cells = np.empty((dim, n_k), np.float32)          # x-pass output: (entry, grid column)
     hist = np.empty(dim, np.float32)
     next_row = step * m_begin
@@ -302,29 +336,37 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, normalize):
+def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, normalize,
+               scratch=None):
     """Dense descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 of the grid whose point
     ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``, in one thread.
 
     ``kernel`` ``(n, T)``: each cell's 1-D weights over the ``T`` pixels of the support, nonzero
     only on ``t_lo[i] <= t < t_hi[i]``. With ``normalize`` the rows are normalized (L2, clip
-    at ``clip``, L2, then RootSIFT if ``rootsift``), else raw."""
-    n_cells = kernel.shape[0]
+    at ``clip``, L2, then RootSIFT if ``rootsift``), else raw. ``scratch`` (1-D float32 of
+    :func:`_band_scratch_size`) may be given to reuse memory."""
+    n_cells, taps = kernel.shape
     out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
-    _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out)
+    if scratch is None:
+        work = np.empty(_band_scratch_size(step, n_cols, taps, n_cells, n_ori), np.float32)
+    else:
+        work = scratch
+    _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out, work)
     return out
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
 def _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
-                        normalize, n_bands):
+                        normalize, n_bands, scratch):
     """:func:`_dense_raw` with the grid rows split into ``n_bands`` bands (numba threads), each
-    with its own ring buffer (the plane rows two bands share are computed by both)."""
-    n_cells = kernel.shape[0]
+    with its own ring buffer (the plane rows two bands share are computed by both) in
+    ``scratch`` (1-D float32, ``n_bands`` times :func:`_band_scratch_size`)."""
+    n_cells, taps = kernel.shape
     out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+    per_band = _band_scratch_size(step, n_cols, taps, n_cells, n_ori)
     for b in prange(n_bands):
         _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
-              n_cols, n_ori, clip, rootsift, normalize, out)
+              n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
     return out
 
 

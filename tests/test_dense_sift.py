@@ -178,15 +178,20 @@ def test_float32_bins_match_float64_bins():
 
 @pytest.mark.parametrize("n_bands", [2, 3])
 def test_parallel_kernels_equal_single_thread(textured, n_bands):
-    from classicvision._dense_sift_kernels import _dense_raw_parallel, _smooth_symmetric_parallel
+    from classicvision._dense_sift_kernels import (_band_scratch_size, _dense_raw_parallel, _smooth_scratch_size,
+                                                 _smooth_symmetric_parallel)
 
     g = gaussian_kernel1d(1.0)
-    np.testing.assert_array_equal(_smooth_symmetric_parallel(textured, g, 1.0, n_bands),
-                                  _smooth_symmetric(textured, g))
+    scratch = np.full(_smooth_scratch_size(textured.shape, g.size // 2, n_bands), np.nan, np.float32)
+    np.testing.assert_array_equal(
+        _smooth_symmetric_parallel(textured, g, 1.0, n_bands, np.empty_like(textured), scratch),
+        _smooth_symmetric(textured, g))
     kernel, t_lo, t_hi, n_rows, n_cols = _kernel_args(textured.shape, 4, 16)
     single = _dense_raw(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True)
     np.testing.assert_array_equal(
-        _dense_raw_parallel(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True, n_bands), single)
+        _dense_raw_parallel(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True, n_bands,
+                            np.full(n_bands * _band_scratch_size(4, n_cols, kernel.shape[1], 4, 8), np.nan,
+                                    np.float32)), single)
 
 
 def test_uint8_fast_path_equals_checked_float(textured):
@@ -197,3 +202,13 @@ def test_uint8_fast_path_equals_checked_float(textured):
     np.testing.assert_array_equal(fast[1], checked[1])
     tiny = np.full((10, 10), 7, np.uint8)                          # the padded-smoothing fallback
     assert dense_sift(tiny, step=4, size=4)[1].shape[1] == 128
+
+
+def test_workspace_reuse_across_shapes_changes_nothing(textured):
+    """The kernels' temporaries are kept per thread between calls: a call after calls on other
+    shapes (smaller, then larger buffers) returns what a first call returns."""
+    first = dense_sift(textured, step=4, size=16, rootsift=True)[1].copy()
+    for shape in ((40, 33), (120, 150), (31, 90)):
+        dense_sift(np.random.default_rng(1).random(shape).astype(np.float32), step=3, size=12)
+    again = dense_sift(textured, step=4, size=16, rootsift=True)[1]
+    np.testing.assert_array_equal(again, first)
