@@ -28,6 +28,31 @@ def _reflect101(i, n):
     return 2 * (n - 1) - i if i >= n else i
 
 
+@njit(cache=True, inline="always", fastmath=True)
+def _fold_row(padded, half, dst):
+    """``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the row
+    with ``r`` mirrored pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
+    sweep; when ``r`` is odd tap 1 joins tap 0 in the first sweep. Every sweep is SIMD."""
+    width = dst.shape[0]
+    r = half.shape[0] - 1
+    odd = r % 2
+    w1 = half[1] if odd else np.float32(0.0)
+    centre = padded[r:r + width]
+    left = padded[r - odd:r - odd + width]
+    right = padded[r + odd:r + odd + width]
+    for x in range(width):
+        dst[x] = half[0] * centre[x] + w1 * (left[x] + right[x])
+    for k in range(1 + odd, r + 1, 2):
+        a = padded[r - k:r - k + width]
+        c = padded[r + k:r + k + width]
+        e = padded[r - k - 1:r - k - 1 + width]
+        f = padded[r + k + 1:r + k + 1 + width]
+        wa = half[k]
+        we = half[k + 1]
+        for x in range(width):
+            dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
+
+
 def _mirror_blur_impl(image, half, out, n_bands):
     """``out = image`` blurred by the symmetric kernel whose taps ``k = 0..r`` are ``half[k]``.
 
@@ -63,21 +88,7 @@ def _mirror_blur_impl(image, half, out, n_bands):
             for k in range(1, r + 1):
                 padded[r - k] = padded[r + k]
                 padded[r + width - 1 + k] = padded[r + width - 1 - k]
-            # x-pass from the mirrored row into out.
-            dst = out[y]
-            left = padded[r - odd:r - odd + width]
-            right = padded[r + odd:r + odd + width]
-            for x in range(width):
-                dst[x] = w0 * acc[x] + w1 * (left[x] + right[x])
-            for k in range(first, r + 1, 2):
-                a = padded[r - k:r - k + width]
-                c = padded[r + k:r + k + width]
-                e = padded[r - k - 1:r - k - 1 + width]
-                f = padded[r + k + 1:r + k + 1 + width]
-                wa = half[k]
-                we = half[k + 1]
-                for x in range(width):
-                    dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
+            _fold_row(padded, half, out[y])       # x-pass from the mirrored row into out
     return out
 
 

@@ -38,6 +38,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._blur_kernels import _fold_row
 from ._sift_kernels import _HALF32, _TWO_PI, _bin_of32, _normalize_rows_reference
 
 
@@ -59,10 +60,12 @@ def _smooth_band(image, g, scale, y_begin, y_end, out, scratch):
     ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
     check_image`'s conversion, fused). ``scratch`` holds at least ``(y_end - y_begin + 2 R) W``
     float32. ``g`` is symmetric: its taps are folded,
-    ``g[R + k] (a + b)``, two pairs per sweep over a row (as :mod:`classicvision._blur_kernels`),
-    which halves the sweeps of the unfolded filter."""
+    ``g[R + k] (a + b)``, two pairs per sweep over a row
+    (:func:`classicvision._blur_kernels._fold_row` for the x-pass), which halves the sweeps of
+    the unfolded filter."""
     height, width = image.shape
     r = g.shape[0] // 2
+    half = g[r:]                                   # taps 0..R from the centre
     odd = r % 2
     first = 1 + odd                                # the first tap of the pairs of pairs
     w0 = g[r]
@@ -77,21 +80,7 @@ def _smooth_band(image, g, scale, y_begin, y_end, out, scratch):
             padded[width + r + q] = np.float32(src[width - 1 - q]) * scale
         for q in range(width):
             padded[r + q] = np.float32(src[q]) * scale
-        dst = rows[yy]
-        centre = padded[r:r + width]
-        left = padded[r - odd:r - odd + width]
-        right = padded[r + odd:r + odd + width]
-        for j in range(width):
-            dst[j] = w0 * centre[j] + w1 * (left[j] + right[j])
-        for k in range(first, r + 1, 2):
-            a = padded[r - k:r - k + width]
-            b = padded[r + k:r + k + width]
-            c = padded[r - k - 1:r - k - 1 + width]
-            d = padded[r + k + 1:r + k + 1 + width]
-            wa = g[r + k]
-            wc = g[r + k + 1]
-            for j in range(width):
-                dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
+        _fold_row(padded, half, rows[yy])
     for y in range(y_begin, y_end):
         dst = out[y]
         i = y - y_begin + r                         # the row of ``rows`` centred on y
