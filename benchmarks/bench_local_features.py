@@ -93,6 +93,24 @@ def main(argv=None) -> int:
         timeit(lambda: corner_peaks(corner_harris(image1, k=0.04, sigma=1.0), min_distance=3,
                                     threshold_rel=0.01, num_peaks=3000), r), "skimage corner_peaks")
 
+    import classicvision.scale_space as scale_space
+
+    def pyramid_with(image, mirror_blur):
+        kept = scale_space._mirror_blur
+        scale_space._mirror_blur = mirror_blur
+        try:
+            return scale_space.gaussian_pyramid(image)
+        finally:
+            scale_space._mirror_blur = kept
+
+    from skimage import data as sk_data
+
+    ours_blur = scale_space._mirror_blur
+    for name, image in ((f"{image1.shape[1]}x{image1.shape[0]}", image1), ("512x512 camera", sk_data.camera())):
+        row(f"Gaussian pyramid, {name} (doubled, 6 levels/octave)", timeit(lambda: pyramid_with(image, ours_blur), r),
+            timeit(lambda: pyramid_with(image, lambda *a: None), r), None,
+            "opencv: the same blurs by cv2.sepFilter2D (scale_space._blur's fallback)")
+
     points, _ = harris(image1, max_points=5000)
     keypoints = [cv2.KeyPoint(float(x), float(y), 16.0) for x, y in points]
     sift = cv2.SIFT.create()
