@@ -13,12 +13,12 @@ is ever written:
    differences, symmetric border, magnitude split linearly between the 2 nearest orientation
    bins), in a ring buffer of ``T = 2 r + 1`` rows (the rows shared with the previous grid row
    are not recomputed). A row is stored *polyphase*: plane ``o`` at column ``x = q step + p``
-   is entry ``(o step + p) n_q + q``, so that the pixels at offset ``t`` from every grid column
-   (``x = step k + t``) form one contiguous run over ``k``;
+   is entry ``(p n_q + q) O + o``, so that the pixels at offset ``t`` from every grid column
+   (``x = step k + t``), all orientations, form one contiguous run over ``(k, o)``;
 2. the y-pass: for each of the ``n`` cells along y, the weighted sum of its nonzero taps of those
    rows, elementwise over the whole row (SIMD);
-3. the x-pass: for each cell ``(j, i)`` and orientation, the weighted sum of cell ``i``'s taps,
-   four runs per sweep, SIMD over the grid columns. (The former loop, grid column by grid
+3. the x-pass: for each cell ``(j, i)``, the weighted sum of cell ``i``'s taps, four runs per
+   sweep, SIMD over the grid columns and orientations. (The former loop, grid column by grid
    column over 8-orientation vectors, compiled to scalar FMAs; the whole kernel was 8% slower.)
 4. normalization of each grid column's descriptor as
    :func:`classicvision._sift_kernels._normalize_rows` (L2, clip, L2, RootSIFT).
@@ -146,8 +146,8 @@ def _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch):
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
 def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
-    layout: entry ``o step n_q + at[x]``, ``at[x] = (x % step) n_q + x // step``, is plane ``o``
-    at column ``x``; the rest of ``dst`` is zero. The gradient and its bin in float32
+    layout: entry ``at[x] O + o``, ``at[x] = (x % step) n_q + x // step``, is plane ``o`` at
+    column ``x``; the rest of ``dst`` is zero. The gradient and its bin in float32
     (:func:`_bin_of32`). ``magnitude``, ``bins``, ``lower`` and ``upper`` are scratch rows."""
     height, width = smoothed.shape
     up = smoothed[y - 1 if y > 0 else 0]
@@ -166,15 +166,15 @@ def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, low
         magnitude[x] = np.sqrt(dx * dx + dy * dy)
         bins[x] = _bin_of32(dx, dy, scale, n)
     # The two bins of each pixel and its two parts, branch-free (SIMD), then the scatter.
-    plane = np.uint64(step * n_q)
+    n = np.uint64(n_ori)
     top = np.uint64(n_ori - 1)
     for x in range(n_x):
         t = bins[x]
         b0 = np.uint64(t)
         b1 = b0 + np.uint64(1) if b0 < top else np.uint64(0)
         part = magnitude[x] * (t - np.float32(b0))
-        lower[x] = b0 * plane + at[x]
-        upper[x] = b1 * plane + at[x]
+        lower[x] = at[x] * n + b0
+        upper[x] = at[x] * n + b1
         bins[x] = part
         magnitude[x] -= part
     for e in range(dst.shape[0]):
@@ -241,7 +241,7 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
     n_q = (taps - 1) // step + n_k                  # polyphase columns per (orientation, phase)
     length = n_ori * step * n_q
     # Each cell's nonzero taps, four per x-pass sweep (the last group padded with weight 0):
-    # tap t of orientation o is at o step n_q + offsets[i, g] in a polyphase row.
+    # tap t is the block of O orientations at offsets[i, g] O in a polyphase row.
     n_group = 0
     for i in range(n_cells):
         n_group = max(n_group, (t_hi[i] - t_lo[i] + 3) // 4 * 4)
@@ -265,7 +265,7 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
     lower = np.empty(n_x, np.uint64)
     upper = np.empty(n_x, np.uint64)
     pooled = scratch[taps * length:(taps + n_cells) * length].reshape((n_cells, length))
-    cells = np.empty((dim, n_k), np.float32)          # x-pass output: (entry, grid column)
+    cells = np.empty((n_cells * n_cells, n_k * n_ori), np.float32)  # x-pass output: (cell, (column, o))
     hist = np.empty(dim, np.float32)
     next_row = step * m_begin
     for m in range(m_begin, m_end):
@@ -288,36 +288,38 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
                 for e in range(length):
                     acc[e] += w * row[e]
         # x-pass, all grid columns at once: in the polyphase layout, tap t of grid column k is
-        # entry k of a contiguous run, so every sweep is SIMD over the grid columns.
+        # the k-th block of O orientations of one contiguous run, so every sweep is SIMD over
+        # (grid column, orientation).
+        run = n_k * n_ori
         for j in range(n_cells):
             src = pooled[j]
             for i in range(n_cells):
-                for o in range(n_ori):
-                    dst = cells[(j * n_cells + i) * n_ori + o]
-                    base = o * step * n_q
-                    for g in range(0, n_group, 4):
-                        s0 = base + offsets[i, g]
-                        s1 = base + offsets[i, g + 1]
-                        s2 = base + offsets[i, g + 2]
-                        s3 = base + offsets[i, g + 3]
-                        a = src[s0:s0 + n_k]
-                        b = src[s1:s1 + n_k]
-                        c = src[s2:s2 + n_k]
-                        d = src[s3:s3 + n_k]
-                        w0 = weights[i, g]
-                        w1 = weights[i, g + 1]
-                        w2 = weights[i, g + 2]
-                        w3 = weights[i, g + 3]
-                        if g == 0:
-                            for k in range(n_k):
-                                dst[k] = w0 * a[k] + w1 * b[k] + w2 * c[k] + w3 * d[k]
-                        else:
-                            for k in range(n_k):
-                                dst[k] += w0 * a[k] + w1 * b[k] + w2 * c[k] + w3 * d[k]
+                dst = cells[j * n_cells + i]
+                for g in range(0, n_group, 4):
+                    s0 = offsets[i, g] * n_ori
+                    s1 = offsets[i, g + 1] * n_ori
+                    s2 = offsets[i, g + 2] * n_ori
+                    s3 = offsets[i, g + 3] * n_ori
+                    a = src[s0:s0 + run]
+                    b = src[s1:s1 + run]
+                    c = src[s2:s2 + run]
+                    d = src[s3:s3 + run]
+                    w0 = weights[i, g]
+                    w1 = weights[i, g + 1]
+                    w2 = weights[i, g + 2]
+                    w3 = weights[i, g + 3]
+                    if g == 0:
+                        for e in range(run):
+                            dst[e] = w0 * a[e] + w1 * b[e] + w2 * c[e] + w3 * d[e]
+                    else:
+                        for e in range(run):
+                            dst[e] += w0 * a[e] + w1 * b[e] + w2 * c[e] + w3 * d[e]
         # Each grid column's descriptor, then normalization.
         for k in range(n_cols):
-            for e in range(dim):
-                hist[e] = cells[e, k]
+            for c in range(n_cells * n_cells):
+                block = cells[c, k * n_ori:(k + 1) * n_ori]
+                for o in range(n_ori):
+                    hist[c * n_ori + o] = block[o]
             if normalize:
                 _normalize_into(hist, out[m * n_cols + k], clip, rootsift)
             else:
