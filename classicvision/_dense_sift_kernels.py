@@ -23,8 +23,9 @@ is ever written:
 4. normalization of each grid column's descriptor as
    :func:`classicvision._sift_kernels._normalize_rows` (L2, clip, L2, RootSIFT).
 
-The gradient and its bin are computed in float32 (:func:`_bin_of32`, the twin of the shared
-``_bin_of``). ``*_parallel`` variants split the rows into bands over numba threads.
+The gradient and its bin are the sparse descriptor's, row by row
+(:func:`classicvision._sift_kernels._gradient_row`, float32). ``*_parallel`` variants split the
+rows into bands over numba threads.
 
 The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
 Gaussian window, the same for every grid point (module docstring of
@@ -39,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._blur_kernels import _fold_row
-from ._sift_kernels import _HALF32, _TWO_PI, _bin_of32, _normalize_rows_reference
+from ._sift_kernels import _gradient_row, _normalize_rows_reference
 
 
 
@@ -147,24 +148,10 @@ def _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch):
 def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
     layout: entry ``at[x] O + o``, ``at[x] = (x % step) n_q + x // step``, is plane ``o`` at
-    column ``x``; the rest of ``dst`` is zero. The gradient and its bin in float32
-    (:func:`_bin_of32`). ``magnitude``, ``bins``, ``lower`` and ``upper`` are scratch rows."""
-    height, width = smoothed.shape
-    up = smoothed[y - 1 if y > 0 else 0]
-    mid = smoothed[y]
-    down = smoothed[y + 1 if y < height - 1 else height - 1]
-    scale = np.float32(n_ori / _TWO_PI)
-    n = np.float32(n_ori)
-    for x in range(1, width - 1):
-        dx = _HALF32 * (mid[x + 1] - mid[x - 1])
-        dy = _HALF32 * (down[x] - up[x])
-        magnitude[x] = np.sqrt(dx * dx + dy * dy)
-        bins[x] = _bin_of32(dx, dy, scale, n)
-    for x in (0, width - 1):
-        dx = _HALF32 * (mid[min(x + 1, width - 1)] - mid[max(x - 1, 0)])
-        dy = _HALF32 * (down[x] - up[x])
-        magnitude[x] = np.sqrt(dx * dx + dy * dy)
-        bins[x] = _bin_of32(dx, dy, scale, n)
+    column ``x``; the rest of ``dst`` is zero. The gradient and its bin are those of the sparse
+    descriptor's field (:func:`classicvision._sift_kernels._gradient_row`). ``magnitude``,
+    ``bins``, ``lower`` and ``upper`` are scratch rows."""
+    _gradient_row(smoothed, y, n_ori, magnitude, bins)
     # The two bins of each pixel and its two parts, branch-free (SIMD), then the scatter.
     n = np.uint64(n_ori)
     top = np.uint64(n_ori - 1)

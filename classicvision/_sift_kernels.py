@@ -86,6 +86,29 @@ def _bin_of32(dx, dy, scale, n):
     return t if t < n else _ZERO32
 
 
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _gradient_row(smoothed, y, n_ori, magnitude, bins):
+    """Row ``y`` of :func:`_orientation_field` into ``magnitude`` and ``bins`` (``(W,)`` float32):
+    the interior columns in a branch-free float32 loop (:func:`_bin_of32`; SIMD), the two border
+    columns apart. Shared with the dense descriptor's orientation planes."""
+    height, width = smoothed.shape
+    up = smoothed[y - 1 if y > 0 else 0]
+    mid = smoothed[y]
+    down = smoothed[y + 1 if y < height - 1 else height - 1]
+    scale = np.float32(n_ori / _TWO_PI)
+    n = np.float32(n_ori)
+    for x in range(1, width - 1):
+        dx = _HALF32 * (mid[x + 1] - mid[x - 1])
+        dy = _HALF32 * (down[x] - up[x])
+        magnitude[x] = np.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of32(dx, dy, scale, n)
+    for x in (0, width - 1):
+        dx = _HALF32 * (mid[min(x + 1, width - 1)] - mid[max(x - 1, 0)])
+        dy = _HALF32 * (down[x] - up[x])
+        magnitude[x] = np.sqrt(dx * dx + dy * dy)
+        bins[x] = _bin_of32(dx, dy, scale, n)
+
+
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
 def _orientation_field(smoothed, n_ori):
     """Central differences (symmetric border): ``magnitude`` and orientation in bin units
@@ -96,24 +119,8 @@ def _orientation_field(smoothed, n_ori):
     height, width = smoothed.shape
     magnitude = np.empty((height, width), np.float32)
     bins = np.empty((height, width), np.float32)
-    scale = np.float32(n_ori / _TWO_PI)
-    n = np.float32(n_ori)
     for y in prange(height):
-        up = smoothed[y - 1 if y > 0 else 0]
-        mid = smoothed[y]
-        down = smoothed[y + 1 if y < height - 1 else height - 1]
-        magnitude_row = magnitude[y]
-        bins_row = bins[y]
-        for x in range(1, width - 1):
-            dx = _HALF32 * (mid[x + 1] - mid[x - 1])
-            dy = _HALF32 * (down[x] - up[x])
-            magnitude_row[x] = np.sqrt(dx * dx + dy * dy)
-            bins_row[x] = _bin_of32(dx, dy, scale, n)
-        for x in (0, width - 1):
-            dx = _HALF32 * (mid[min(x + 1, width - 1)] - mid[max(x - 1, 0)])
-            dy = _HALF32 * (down[x] - up[x])
-            magnitude_row[x] = np.sqrt(dx * dx + dy * dy)
-            bins_row[x] = _bin_of32(dx, dy, scale, n)
+        _gradient_row(smoothed, y, n_ori, magnitude[y], bins[y])
     return magnitude, bins
 
 

@@ -153,8 +153,7 @@ def test_close_to_opencv_on_same_grid(camera):
 def test_float32_bins_match_float64_bins():
     from numba import njit
 
-    from classicvision._dense_sift_kernels import _bin_of32
-    from classicvision._sift_kernels import _bin_of
+    from classicvision._sift_kernels import _bin_of, _bin_of32
 
     @njit
     def both(dx, dy, n):
