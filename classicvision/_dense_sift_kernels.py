@@ -34,7 +34,6 @@ Gaussian window, the same for every grid point (module docstring of
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit, prange
 
