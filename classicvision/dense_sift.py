@@ -61,7 +61,7 @@ import numpy as np
 from ._dense_sift_kernels import (_band_scratch_size, _dense_raw, _dense_raw_parallel, _smooth_scratch_size,
                                   _smooth_symmetric, _smooth_symmetric_parallel)
 from ._validation import check_image, check_scalar
-from .filters import gaussian_kernel1d
+from .filters import _cached_gaussian_kernel1d
 from .sift import _check_common, _smooth
 
 __all__ = ["dense_sift", "dense_sift_multi", "dense_grid"]
@@ -179,11 +179,11 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
     without a padded copy; ``image`` float32, or uint8 with ``scale = 1 / 255`` (read as
     :func:`check_image` converts it). The result lives in this thread's workspace: it is valid
     until the next call."""
-    if image.dtype == np.uint8 and (sigma <= 0 or _gaussian(sigma).size // 2 > min(image.shape)):
+    g = _cached_gaussian_kernel1d(sigma) if sigma > 0 else None
+    if image.dtype == np.uint8 and (g is None or g.size // 2 > min(image.shape)):
         image = check_image(image)
-    if sigma <= 0:
+    if g is None:
         return image
-    g = _gaussian(sigma)
     if g.size // 2 > min(image.shape):
         return _smooth(image, sigma)
     n_bands = _n_bands(image.shape[0] // 8, threads)
@@ -193,13 +193,6 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
     if n_bands == 1:
         return _smooth_symmetric(image, g, scale, out, scratch)
     return _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch)
-
-
-@functools.lru_cache(maxsize=16)
-def _gaussian(sigma: float) -> np.ndarray:
-    g = gaussian_kernel1d(sigma)
-    g.flags.writeable = False
-    return g
 
 
 @functools.lru_cache(maxsize=64)

@@ -43,7 +43,6 @@ M. Brown and D. G. Lowe, "Invariant features from interest point groups", BMVC 2
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from typing import NamedTuple
@@ -54,7 +53,7 @@ import numpy as np
 from . import _scale_space_kernels as _k
 from ._blur_kernels import _mirror_blur, _upsample2
 from ._validation import check_image, check_scalar
-from .filters import gaussian_kernel1d
+from .filters import _cached_gaussian_kernel1d
 
 __all__ = ["GaussianPyramid", "ScaleSpacePoints", "gaussian_pyramid", "dog_extrema", "dog_keypoints",
            "level_of_scale"]
@@ -108,19 +107,12 @@ class ScaleSpacePoints(NamedTuple):
     layers: np.ndarray
 
 
-@functools.lru_cache(maxsize=64)
-def _kernel(sigma: float) -> np.ndarray:
-    g = gaussian_kernel1d(sigma)
-    g.flags.writeable = False
-    return g
-
-
 def _blur(image: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """``filters.gaussian(image, sigma, mode='mirror')``: the same sampled kernel (radius 4 sigma)
     and border, by :func:`classicvision._blur_kernels._mirror_blur` (folded symmetric taps, SIMD
     row sweeps; 1.1-1.8x faster than OpenCV's ``sepFilter2D`` for a whole pyramid), or by
     ``sepFilter2D`` on levels smaller than the kernel radius. Tests compare all three."""
-    g = _kernel(float(sigma))
+    g = _cached_gaussian_kernel1d(float(sigma))
     blurred = _mirror_blur(image, g, out)
     if blurred is None:
         blurred = cv2.sepFilter2D(image, cv2.CV_32F, g, g, dst=out, borderType=cv2.BORDER_REFLECT_101)

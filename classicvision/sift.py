@@ -60,7 +60,7 @@ from ._dense_sift_kernels import _smooth_symmetric
 from ._filter_kernels import _separable_valid
 from ._sift_kernels import _describe, _normalize_rows, _orientation_field
 from ._validation import check_image, check_points, check_scalar
-from .filters import gaussian_kernel1d
+from .filters import _cached_gaussian_kernel1d
 
 __all__ = ["sift_descriptors", "to_cv2_keypoints", "CV2_SIZE_FACTOR"]
 
@@ -73,7 +73,7 @@ def _smooth(image: np.ndarray, sigma: float) -> np.ndarray:
     separable filter when the kernel is wider than the image."""
     if sigma <= 0:
         return image
-    g = gaussian_kernel1d(sigma)
+    g = _cached_gaussian_kernel1d(sigma)
     if g.size // 2 <= min(image.shape):
         return _smooth_symmetric(np.ascontiguousarray(image, np.float32), g)
     return _separable_valid(np.pad(image, g.size // 2, mode="symmetric"), g, g)
