@@ -20,8 +20,8 @@ Algorithm
    to float rounding at the grid points.
    One fused numba sweep (:mod:`classicvision._dense_sift_kernels`) goes down the image grid row
    by grid row: the orientation planes of the ``T = 2 r + 1`` rows under the grid row (a ring
-   buffer, rows shared with the grid row above not recomputed), the y-pass (contiguous
-   ``W * n_orientations`` vectors), the x-pass at the grid columns and the normalization, so
+   buffer, rows shared with the grid row above not recomputed; stored polyphase, so that the
+   x-pass runs over all grid columns at once), the y-pass, the x-pass and the normalization, so
    nothing bigger than a few image rows is written. Cost
    ``O(n_orientations * n * T * (rows * W + rows * cols))``; no grid point is described on its own.
    Called from the main thread of the main process, the smoothing and the sweep are split into
@@ -163,7 +163,8 @@ def _workspace(name: str, size: int) -> np.ndarray:
     The kernels' temporaries (the smoothed image, ring buffers) are a few hundred KiB: malloc
     maps and unmaps such blocks on every call (then faults their pages in again), and with two
     threads each unmapping interrupts the other core. Reusing them took a batch of twenty
-    15-Scene images that keeps every result from 0.43 to 0.30 ms per image. Buffers above
+    15-Scene images that keeps every result from 0.48 to 0.35 ms per image (median of 8 rounds,
+    alternating with and without reuse in one process). Buffers above
     ``_WORKSPACE_CAP`` are not kept, so a huge image does not pin its memory."""
     buffer = getattr(_WORKSPACE, name, None)
     if buffer is not None and buffer.size >= size:
