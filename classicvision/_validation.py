@@ -19,6 +19,7 @@ __all__ = [
     "check_scalar",
     "check_choice",
     "check_matches",
+    "check_descriptor_options",
 ]
 
 # Largest value of each integer dtype an image may arrive in; floats are taken as already in [0, 1].
@@ -176,3 +177,13 @@ def check_matches(matches, n1: int, n2: int, name: str = "matches") -> np.ndarra
             raise ValueError(f"{name}[:, {column}] must index {points} (0 <= index < {n}), "
                              f"got values in [{values.min()}, {values.max()}]")
     return matches
+
+
+def check_descriptor_options(n_cells, n_orientations, clip, rootsift, sigma) -> None:
+    """Check the options shared by the sparse and dense SIFT descriptors."""
+    check_scalar(n_cells, "n_cells", kind=numbers.Integral, low=1)
+    check_scalar(n_orientations, "n_orientations", kind=numbers.Integral, low=2)
+    check_scalar(clip, "clip", low=0, low_inclusive=False)
+    check_scalar(sigma, "sigma", low=0)
+    if not isinstance(rootsift, (bool, np.bool_)):
+        raise TypeError(f"rootsift must be a bool, got {rootsift!r} ({type(rootsift).__name__})")

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from .features.extract import DESCRIPTORS, DETECTORS
+from .matching.pipeline import VERIFY_MODELS
 
 __all__ = ["main"]
 
@@ -25,34 +26,44 @@ class CommandError(Exception):
     """An error to report as one line, without a traceback."""
 
 
+_DATA_HELP = ("data root holding pairs/ and scene15/, or the dataset folder itself "
+              "(default: $CLASSICVISION_DATA, else ../shared/data)")
+
+
 def _match_parser(sub) -> None:
-    p = sub.add_parser("match", help="match an image pair (Harris + SIFT + ratio test)",
+    p = sub.add_parser("match", help="match an image pair (keypoints + SIFT + ratio test)",
                        description="Match two images; without images, run on the embedded motorcycle stereo pair.")
     p.add_argument("image1", nargs="?", help="first image file")
     p.add_argument("image2", nargs="?", help="second image file")
     p.add_argument("--pair", help="a ground-truth pair of the data folder (notre_dame, mt_rushmore, e_gaudi)")
-    p.add_argument("--data", help="data folder holding pairs/ (default: $CLASSICVISION_DATA or ../shared/data)")
+    p.add_argument("--data", help=_DATA_HELP)
     p.add_argument("--ground-truth", metavar="CSV", help="x1,y1,x2,y2 correspondences in full-resolution pixels")
     p.add_argument("--scale", type=float, default=None,
                    help="resize both images by this factor first (default 0.5 for files, 1 for the embedded pair)")
     p.add_argument("--top", type=int, default=100, help="evaluate the TOP most confident matches (default 100)")
     p.add_argument("--tolerance", type=float, default=40.0,
                    help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
-    p.add_argument("--max-points", type=int, default=None, help="Harris points per image (default: library default)")
-    p.add_argument("--ratio", type=float, default=None, help="ratio-test threshold (default 0.8)")
-    p.add_argument("--detector", choices=("harris", "dog"), default="harris",
-                   help="harris: single-scale Harris corners with upright descriptors (default, fastest); "
-                        "dog: scale- and rotation-invariant DoG points with dominant orientations "
-                        "(for pairs with a scale change or rotation, e.g. Episcopal Gaudi)")
+    p.add_argument("--detector", choices=DETECTORS, default="dog",
+                   help="dog: scale- and rotation-invariant DoG keypoints with dominant orientations (default); "
+                        "harris: upright single-scale Harris corners (the course baseline, fastest)")
+    p.add_argument("--descriptor", choices=DESCRIPTORS, default="rootsift",
+                   help="RootSIFT (default) or plain SIFT descriptors")
+    p.add_argument("--max-points", type=int, default=None,
+                   help="keypoints per image (default: every DoG point, 3000 Harris points)")
+    p.add_argument("--max-ratio", "--ratio", dest="max_ratio", type=float, default=0.8,
+                   help="ratio-test threshold (default 0.8, Lowe)")
+    p.add_argument("--cross-check", action="store_true", help="keep only mutual nearest neighbours")
+    p.add_argument("--upright", action=argparse.BooleanOptionalAction, default=None,
+                   help="skip (or force) orientation assignment; default: the detector's (DoG oriented, "
+                        "Harris upright)")
     p.add_argument("--upsample", action=argparse.BooleanOptionalAction, default=None,
                    help="with --detector dog: double the image before the scale space (Lowe's octave -1: "
-                        "more points, about 3x slower); default: the library default")
-    p.add_argument("--descriptor", choices=("rootsift", "sift"), default="rootsift",
-                   help="RootSIFT (default) or plain SIFT descriptors")
-    p.add_argument("--verify", choices=("homography", "fundamental"),
+                        "more points, about 3x slower); default on")
+    p.add_argument("--verify", choices=VERIFY_MODELS,
                    help="keep only the inliers of a robust (MAGSAC++) homography or fundamental-matrix fit")
     p.add_argument("--out", metavar="PNG", help="save a picture of the matches (green correct, red wrong)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _bench_parser(sub) -> None:
@@ -60,10 +71,11 @@ def _bench_parser(sub) -> None:
     for name, text in (("bovw", "bag of words + linear SVM"), ("cnn", "CNN trained from scratch"),
                        ("compare", "all methods side by side")):
         p = bench.add_parser(name, help=text, description=f"15-Scene benchmark: {text}.")
-        p.add_argument("--data", required=True, help="folder with train/<class>/* and test/<class>/*")
+        p.add_argument("--data", help=_DATA_HELP)
         p.add_argument("--out", help="output folder for report.md, results.json and pictures")
         p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--seed", "--random-state", dest="seed", type=int, default=0, help="random seed (default 0)")
         if name in ("bovw", "compare"):
             p.add_argument("--n-words", type=int, default=None, help="codebook size")
             p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
@@ -75,6 +87,7 @@ def _bench_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="classicvision", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     _match_parser(sub)
     _bench_parser(sub)
@@ -115,7 +128,7 @@ def _load_inputs(args):
 
 
 def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
-    from . import evaluation
+    from .matching import evaluation
 
     kind = inputs["kind"]
     matches = result.matches[:top]
@@ -140,15 +153,8 @@ def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
     return out
 
 
-def _verify(result, model: str) -> np.ndarray:
-    from .geometry import verify_matches
-
-    inliers, _ = verify_matches(result.points1, result.points2, result.matches, model=model)
-    return inliers
-
-
 def _run_match(args) -> int:
-    from .pipeline import match_images
+    from .matching.pipeline import match_images
 
     if args.top <= 0:
         raise CommandError(f"--top must be positive, got {args.top}")
@@ -156,6 +162,8 @@ def _run_match(args) -> int:
         raise CommandError("--upsample/--no-upsample apply to --detector dog only")
     if args.scale is not None and not 0 < args.scale <= 4:
         raise CommandError(f"--scale must be in (0, 4], got {args.scale}")
+    if args.tolerance <= 0:
+        raise CommandError(f"--tolerance must be positive, got {args.tolerance}")
     start = time.perf_counter()
     inputs = _load_inputs(args)
     read_seconds = time.perf_counter() - start
@@ -163,25 +171,13 @@ def _run_match(args) -> int:
         if min(inputs[key].shape) < MIN_SIDE:
             raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels after "
                                f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
-    options = {}
-    if args.max_points is not None:
-        options["max_points"] = args.max_points
-    if args.ratio is not None:
-        options["max_ratio"] = args.ratio
-    options["rootsift"] = args.descriptor == "rootsift"
+    result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
+                          max_points=args.max_points, upright=args.upright, upsample=args.upsample,
+                          max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify)
     verified = None
-    if args.detector == "dog":
-        from .invariant import match_images_invariant
-
-        if args.upsample is not None:
-            options["upsample"] = args.upsample
-        result = match_images_invariant(inputs["image1"], inputs["image2"], verify=args.verify, **options)
-    else:
-        result = match_images(inputs["image1"], inputs["image2"], **options)
-    if args.verify and len(result.matches):
-        inliers = result.inliers if args.detector == "dog" else _verify(result, args.verify)
-        verified = int(inliers.sum())
-        result = result._replace(matches=result.matches[inliers], confidence=result.confidence[inliers])
+    if args.verify:
+        verified = int(result.inliers.sum())
+        result = result.verified()
     if len(result.matches) == 0:
         raise CommandError(f"no matches between the two images ({len(result.points1)} and "
                            f"{len(result.points2)} points)")
@@ -194,7 +190,8 @@ def _run_match(args) -> int:
                      result.matches[:args.top], correct=evaluation.get("correct"))
     report = {"pair": inputs["name"], "scale": inputs["scale"], "n_points1": int(len(result.points1)),
               "n_points2": int(len(result.points2)), "n_matches": int(len(result.matches)), "top": args.top,
-              "detector": args.detector, "descriptor": args.descriptor, "verify": args.verify,
+              "detector": args.detector, "descriptor": args.descriptor, "max_ratio": args.max_ratio,
+              "verify": args.verify,
               "n_inliers": verified,
               **{k: v for k, v in evaluation.items() if k != "correct"},
               "seconds": round(seconds["read"] + seconds["total"], 4),
@@ -219,28 +216,26 @@ def _run_match(args) -> int:
 
 # ---------------------------------------------------------------------------------------- bench
 def _run_bench(args) -> int:
-    from .datasets import data_dir
+    from .datasets import scene15_dir
+    from .experiments.reports import json_default
 
-    data = data_dir(args.data)
+    data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    if args.bench in ("bovw", "compare"):
-        for key in ("n_words", "levels"):
-            if getattr(args, key) is not None:
-                options[key] = getattr(args, key)
+    for key in ("n_words", "levels", "epochs"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
     if getattr(args, "cache", None):
         options["cache"] = Path(args.cache)
-    if getattr(args, "epochs", None) is not None:
-        options["epochs"] = args.epochs
     if args.bench == "bovw":
-        from .scene_benchmark import run_bovw as run
+        from .experiments.scene import run_bovw as run
     elif args.bench == "cnn":
-        from .cnn_benchmark import run_cnn as run
+        from .experiments.cnn import run_cnn as run
     else:
-        from .cnn_benchmark import run_compare as run
+        from .experiments.cnn import run_compare as run
     results = run(data, **options)
     if args.json:
-        print(json.dumps(results, default=_json_default))
+        print(json.dumps(results, default=json_default))
     else:
         print(f"report: {out / 'report.md'}")
         for key in ("accuracy", "mean_per_class_accuracy", "seconds"):
@@ -249,14 +244,8 @@ def _run_bench(args) -> int:
     return 0
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+_USER_ERRORS = (CommandError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                ValueError, TypeError, ModuleNotFoundError)
 
 
 def main(argv=None) -> int:
@@ -267,13 +256,22 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run_match(args) if args.command == "match" else _run_bench(args)
-    except (CommandError, FileNotFoundError, ValueError, TypeError, ImportError, OSError) as exc:
-        text = str(exc) or type(exc).__name__
-        print(f"classicvision: error: {text}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("classicvision: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the command line never shows a traceback unasked
+        if args.debug:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, _USER_ERRORS):
+            print(f"classicvision: error: {text}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):
+            print(f"classicvision: error: {type(exc).__name__}: {text}", file=sys.stderr)
+            return 1
+        print(f"classicvision: internal error ({type(exc).__name__}: {text}); this is a bug, not your input: "
+              "rerun with --debug for the traceback", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "PAIR_NAMES",
     "data_dir",
+    "pairs_dir",
+    "scene15_dir",
     "find_data_dir",
     "load_image_folder",
     "read_images",
@@ -161,7 +163,7 @@ def load_pair(name: str, *, root=None, scale: float = 1.0) -> tuple[np.ndarray, 
     name : str
         A pair name from ``pairs/pairs.csv``.
     root : path or None
-        The data folder (holding ``pairs/``); default :func:`data_dir`.
+        The data root (holding ``pairs/``) or the pairs folder itself; default :func:`data_dir`.
     scale : float
         Resize factor for both images; the ground truth stays in full-resolution pixels.
 
@@ -171,23 +173,52 @@ def load_pair(name: str, *, root=None, scale: float = 1.0) -> tuple[np.ndarray, 
     ground_truth : (K, 4) float32 array with columns ``x1, y1, x2, y2``
         Correspondences in full-resolution (x, y) pixels of image1 and image2.
     """
-    pairs = data_dir(root) / "pairs"
-    index = pairs / "pairs.csv"
-    if not index.is_file():
-        raise FileNotFoundError(f"pair index not found: {index}")
-    with open(index, newline="") as f:
-        rows = {row["name"]: row for row in csv.DictReader(f)}
-    if name not in rows:
-        raise ValueError(f"name must be one of {', '.join(sorted(rows))}, got {name!r}")
-    row = rows[name]
-    image1 = read_image(pairs / row["image1"], scale=scale)
-    image2 = read_image(pairs / row["image2"], scale=scale)
-    return image1, image2, read_ground_truth(pairs / row["ground_truth"])
+    path1, path2, truth = pair_paths(name, root=root)
+    return read_image(path1, scale=scale), read_image(path2, scale=scale), read_ground_truth(truth)
+
+
+def _below(root: Path, name: str, marker) -> Path:
+    """``root`` itself when ``marker(root)`` holds, else ``root / name``."""
+    return root if marker(root) else root / name
+
+
+def pairs_dir(path=None) -> Path:
+    """The ground-truth pairs folder (holding ``pairs.csv``): ``path`` itself when it holds one,
+    else ``path/pairs``, with ``path`` resolved by :func:`data_dir`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When neither holds ``pairs.csv``.
+    """
+    folder = _below(data_dir(path), "pairs", lambda p: (p / "pairs.csv").is_file())
+    if not (folder / "pairs.csv").is_file():
+        raise FileNotFoundError(f"no pairs.csv in {folder} (the data root holds pairs/pairs.csv)")
+    return folder
+
+
+def scene15_dir(path=None) -> Path:
+    """The 15-Scene folder (holding ``train/`` and ``test/``): ``path`` itself when it holds them,
+    else ``path/scene15``, with ``path`` resolved by :func:`data_dir` (so ``--data`` and
+    ``$CLASSICVISION_DATA`` may name the data root or the dataset folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        When neither holds ``train/`` and ``test/``.
+    """
+    has_splits = lambda p: (p / "train").is_dir() and (p / "test").is_dir()  # noqa: E731
+    folder = _below(data_dir(path), "scene15", has_splits)
+    if not has_splits(folder):
+        raise FileNotFoundError(f"no train/ and test/ folders in {folder} (the data root holds scene15/train "
+                                "and scene15/test)")
+    return folder
 
 
 def pair_paths(name: str, *, root=None) -> tuple[Path, Path, Path]:
-    """Paths ``(image1, image2, ground_truth_csv)`` of a ground-truth pair."""
-    pairs = data_dir(root) / "pairs"
+    """Paths ``(image1, image2, ground_truth_csv)`` of a ground-truth pair; ``root`` as in
+    :func:`pairs_dir`."""
+    pairs = pairs_dir(root)
     with open(pairs / "pairs.csv", newline="") as f:
         rows = {row["name"]: row for row in csv.DictReader(f)}
     if name not in rows:

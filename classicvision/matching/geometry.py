@@ -36,7 +36,7 @@ import numbers
 import cv2
 import numpy as np
 
-from ._validation import check_choice, check_matches, check_points, check_scalar
+from .._validation import check_choice, check_matches, check_points, check_scalar
 
 __all__ = ["MIN_MATCHES", "verify_matches"]
 

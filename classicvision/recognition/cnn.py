@@ -37,7 +37,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_image, check_scalar
+from .._validation import check_image, check_scalar
 
 __all__ = ["CNNClassifier", "CNNFeatures", "build_network", "load_weights"]
 
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 _HINT = "the CNN needs PyTorch: pip install classicvision[cnn]  (or pip install torch==2.13.0)"
 
 
-def _torch():
+def import_torch():
     """Import torch, or raise an ImportError with the install hint."""
     try:
         import torch
@@ -80,7 +80,7 @@ def build_network(n_classes: int, *, channels=(32, 64, 128, 256), dropout: float
     >>> tuple(net(torch.zeros(2, 1, 16, 16)).shape), tuple(net.embed(torch.zeros(2, 1, 16, 16)).shape)
     ((2, 3), (2, 8))
     """
-    torch = _torch()
+    torch = import_torch()
     nn = torch.nn
 
     class SmallCNN(nn.Module):
@@ -250,7 +250,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, images, y):
         """Train on ``images`` (list of 2-D float32 arrays, any sizes) with labels ``y`` ((n,) array)."""
-        torch = _torch()
+        torch = import_torch()
         self._validate()
         images = _check_images(images)
         y = np.asarray(y)
@@ -341,7 +341,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """(n, n_classes) float32 class probabilities, columns in the order of ``classes_``."""
         check_is_fitted(self, "model_")
         stored = _stack(_check_images(images), _pad_size(self.image_size))
-        return self._forward(_torch(), stored, "proba")
+        return self._forward(import_torch(), stored, "proba")
 
     def predict(self, images) -> np.ndarray:
         """(n,) predicted labels (int64 when the labels are integers)."""
@@ -353,7 +353,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """(n, channels[-1]) float32 penultimate-layer features."""
         check_is_fitted(self, "model_")
         stored = _stack(_check_images(images), _pad_size(self.image_size))
-        return self._forward(_torch(), stored, "embed")
+        return self._forward(import_torch(), stored, "embed")
 
     def save_weights(self, path) -> Path:
         """Write the state_dict to ``path`` (torch.save) and settings/statistics to ``path.json``.
@@ -361,7 +361,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Returns the path of the weights file. Load with :func:`load_weights` (``weights_only=True``).
         """
         check_is_fitted(self, "model_")
-        torch = _torch()
+        torch = import_torch()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.model_.state_dict(), path)
@@ -379,7 +379,7 @@ def _side_file(path: Path) -> Path:
 
 def load_weights(path) -> CNNClassifier:
     """A fitted :class:`CNNClassifier` from :meth:`CNNClassifier.save_weights` files (``weights_only=True``)."""
-    torch = _torch()
+    torch = import_torch()
     path = Path(path)
     if not path.is_file() or not _side_file(path).is_file():
         raise FileNotFoundError(f"weights not found: need {path} and {_side_file(path)}")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cnn import CNNClassifier, CNNFeatures, _torch
-from .datasets import data_dir, load_image_folder, read_images
-from .scene_benchmark import _json_default
+from ..recognition.cnn import CNNClassifier, CNNFeatures, import_torch
+from ..datasets import data_dir, load_image_folder, read_images
+from .reports import json_default
 
 __all__ = ["run_cnn", "run_compare", "load_split", "class_scores"]
 
@@ -67,7 +67,7 @@ def class_scores(y_true, y_pred, n_classes: int) -> dict:
 
 
 def _save_pictures(out: Path, matrix, class_names, history) -> None:
-    from .viz import save_confusion_matrix, save_training_curves
+    from ..viz import save_confusion_matrix, save_training_curves
 
     save_confusion_matrix(out / "confusion.png", np.asarray(matrix), list(class_names), title="CNN (from scratch)")
     curves = {"loss": history["loss"], "train accuracy (augmented)": history["train_accuracy"],
@@ -76,7 +76,7 @@ def _save_pictures(out: Path, matrix, class_names, history) -> None:
 
 
 def _environment() -> dict:
-    torch = _torch()
+    torch = import_torch()
     return {"torch": torch.__version__, "cpus": os.cpu_count(), "machine": platform.machine(),
             "load_average": [round(v, 2) for v in os.getloadavg()]}
 
@@ -257,7 +257,7 @@ def run_compare(data, *, out, epochs=None, progress=True, random_state=0, cnn_op
     # ---- call site: classical methods from classicvision.scene_benchmark (another module) ----
     missing = "not run: classicvision.scene_benchmark.{} missing"
     try:
-        from . import scene_benchmark
+        from . import scene as scene_benchmark
     except ImportError as exc:
         scene_benchmark = None
         missing = f"not run: classicvision.scene_benchmark could not be imported ({exc})"
@@ -297,7 +297,7 @@ def run_compare(data, *, out, epochs=None, progress=True, random_state=0, cnn_op
                "n_test": cnn["n_test"],
                "seconds": time.perf_counter() - start, "environment": cnn["environment"],
                "methods": methods}
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=json_default))
     (out / "report.md").write_text(_compare_report(results))
     return results
 

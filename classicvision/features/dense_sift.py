@@ -58,11 +58,10 @@ import threading
 import numba
 import numpy as np
 
-from ._dense_sift_kernels import (_band_scratch_size, _dense_raw, _dense_raw_parallel, _smooth_scratch_size,
-                                  _smooth_symmetric, _smooth_symmetric_parallel)
-from ._validation import check_image, check_scalar
-from .filters import _cached_gaussian_kernel1d
-from .sift import _check_common, _smooth
+from .._kernels.blur import _smooth_scratch_size, _smooth_symmetric, _smooth_symmetric_parallel
+from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
+from .._validation import check_descriptor_options, check_image, check_scalar
+from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
 
 __all__ = ["dense_sift", "dense_sift_multi", "dense_grid"]
 
@@ -180,13 +179,13 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
     without a padded copy; ``image`` float32, or uint8 with ``scale = 1 / 255`` (read as
     :func:`check_image` converts it). The result lives in this thread's workspace: it is valid
     until the next call."""
-    g = _cached_gaussian_kernel1d(sigma) if sigma > 0 else None
+    g = cached_gaussian_kernel1d(sigma) if sigma > 0 else None
     if image.dtype == np.uint8 and (g is None or g.size // 2 > min(image.shape)):
         image = check_image(image)
     if g is None:
         return image
     if g.size // 2 > min(image.shape):
-        return _smooth(image, sigma)
+        return smooth_symmetric(image, sigma)
     n_bands = _n_bands(image.shape[0] // 8, threads)
     height, width = image.shape
     out = _workspace("smoothed", height * width)[:height * width].reshape(height, width)
@@ -306,7 +305,7 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
         scale = 1.0 / 255.0                 # check_image's conversion, fused into the smoothing
     else:
         image, scale = check_image(image), 1.0
-    _check_common(n_cells, n_orientations, clip, rootsift, sigma)
+    check_descriptor_options(n_cells, n_orientations, clip, rootsift, sigma)
     if isinstance(sizes, numbers.Real):
         sizes = (sizes,)
     sizes = tuple(sizes)

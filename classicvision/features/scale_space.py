@@ -50,10 +50,11 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from . import _scale_space_kernels as _k
-from ._blur_kernels import _mirror_blur, _upsample2
-from ._validation import check_image, check_scalar
-from .filters import _cached_gaussian_kernel1d
+from .._kernels import dog as _k
+from .._kernels.blur import _mirror_blur, _upsample2
+from .._validation import check_image, check_scalar
+from ._gaussian import cached_gaussian_kernel1d
+from .keypoints import Keypoints
 
 __all__ = ["GaussianPyramid", "ScaleSpacePoints", "gaussian_pyramid", "dog_extrema", "dog_keypoints",
            "level_of_scale"]
@@ -106,13 +107,19 @@ class ScaleSpacePoints(NamedTuple):
     octaves: np.ndarray
     layers: np.ndarray
 
+    def keypoints(self) -> Keypoints:
+        """These points as :class:`~classicvision.features.keypoints.Keypoints` (orientation 0),
+        in detection order."""
+        n = len(self.points)
+        return Keypoints(self.points, self.scales, np.zeros(n, np.float32), self.responses)
+
 
 def _blur(image: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """``filters.gaussian(image, sigma, mode='mirror')``: the same sampled kernel (radius 4 sigma)
     and border, by :func:`classicvision._blur_kernels._mirror_blur` (folded symmetric taps, SIMD
     row sweeps; 1.1-1.8x faster than OpenCV's ``sepFilter2D`` for a whole pyramid), or by
     ``sepFilter2D`` on levels smaller than the kernel radius. Tests compare all three."""
-    g = _cached_gaussian_kernel1d(float(sigma))
+    g = cached_gaussian_kernel1d(float(sigma))
     blurred = _mirror_blur(image, g, out)
     if blurred is None:
         blurred = cv2.sepFilter2D(image, cv2.CV_32F, g, g, dst=out, borderType=cv2.BORDER_REFLECT_101)
@@ -252,11 +259,13 @@ def level_of_scale(pyramid: GaussianPyramid, scales) -> tuple[np.ndarray, np.nda
 
 def dog_keypoints(image, *, n_octaves: int | None = None, n_scales: int = 3, sigma: float = 1.6,
                   contrast_threshold: float = 0.03, edge_threshold: float = 10.0, upsample: bool = True,
-                  max_points: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  max_points: int | None = None) -> Keypoints:
     """Scale-invariant keypoints: refined extrema of the difference of Gaussians (Lowe 2004).
 
     See the module docstring for the algorithm and :func:`gaussian_pyramid` /
-    :func:`dog_extrema` for the parameters.
+    :func:`dog_extrema` for the parameters. Orientations are left at 0: assign them with
+    :func:`~classicvision.features.orientation.assign_orientations` (on the same pyramid, to
+    avoid building it twice, as :func:`~classicvision.features.extract.detect_keypoints` does).
 
     Parameters
     ----------
@@ -266,11 +275,10 @@ def dog_keypoints(image, *, n_octaves: int | None = None, n_scales: int = 3, sig
 
     Returns
     -------
-    points : (N, 2) float32 array of (x, y) in input pixels
-    scales : (N,) float32 array
-        Sigma of each point in input pixels (OpenCV's ``KeyPoint.size`` is ``2 * sigma``).
-    responses : (N,) float32 array
-        Interpolated DoG value ``D(x^)``, signed; rows sorted by ``|response|``, largest first.
+    keypoints : Keypoints
+        ``points`` (x, y) and ``scale`` (sigma) in input pixels (OpenCV's ``KeyPoint.size`` is
+        ``2 * sigma``), ``orientation`` 0, ``response`` the interpolated DoG value ``D(x^)``,
+        signed; rows sorted by ``|response|``, largest first.
 
     References
     ----------
@@ -280,19 +288,12 @@ def dog_keypoints(image, *, n_octaves: int | None = None, n_scales: int = 3, sig
     --------
     >>> yy, xx = np.mgrid[:64, :64]
     >>> blob = np.exp(-((xx - 32.0) ** 2 + (yy - 20.0) ** 2) / (2 * 4.0 ** 2)).astype(np.float32)
-    >>> points, scales, responses = dog_keypoints(blob)
-    >>> points[0].round(1).tolist(), bool(3.5 < scales[0] < 4.5), bool(responses[0] < 0)
+    >>> kp = dog_keypoints(blob)
+    >>> kp.points[0].round(1).tolist(), bool(3.5 < kp.scale[0] < 4.5), bool(kp.response[0] < 0)
     ([32.0, 20.0], True, True)
     """
     if max_points is not None:
         check_scalar(max_points, "max_points", kind=numbers.Integral, low=1)
     pyramid = gaussian_pyramid(image, n_octaves=n_octaves, n_scales=n_scales, sigma=sigma, upsample=upsample)
     found = dog_extrema(pyramid, contrast_threshold=contrast_threshold, edge_threshold=edge_threshold)
-    order = _strongest(found.responses, max_points)
-    return found.points[order], found.scales[order], found.responses[order]
-
-
-def _strongest(responses: np.ndarray, max_points: int | None) -> np.ndarray:
-    """Indices sorting by ``|response|`` descending (stable), cut to ``max_points``."""
-    order = np.argsort(-np.abs(responses), kind="stable")
-    return order if max_points is None else order[:max_points]
+    return found.keypoints().strongest(max_points)

@@ -37,9 +37,10 @@ import numbers
 
 import numpy as np
 
-from . import _harris_kernels as _hk
-from ._validation import check_choice, check_image, check_scalar
+from .._kernels import harris as _hk
+from .._validation import check_choice, check_image, check_scalar
 from .filters import BORDER_MODES, gaussian_gradient, gaussian_kernel1d
+from .keypoints import Keypoints
 
 __all__ = ["harris_response", "harris"]
 
@@ -48,7 +49,7 @@ _BLOCK_BYTES = 2**19  # about this much of block-local tensor rows per parallel 
 
 
 def _empty():
-    return np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
+    return Keypoints.empty()
 
 
 def _check_response_args(k, sigma, sigma_d, mode):
@@ -162,7 +163,7 @@ def _subpixel(response, xy):
 def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None = None,
            min_distance: int = 3, threshold_rel: float = 0.01, threshold_abs: float | None = None,
            exclude_border: int = 8, max_points: int | None = None, anms: bool = False,
-           subpixel: bool = False) -> tuple[np.ndarray, np.ndarray]:
+           subpixel: bool = False) -> Keypoints:
     """Harris interest points: local maxima of :func:`harris_response`, strongest first.
 
     Parameters
@@ -196,11 +197,13 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
 
     Returns
     -------
-    points : (N, 2) float32 array of (x, y)
-        x = column, y = row; integers unless ``subpixel``.
-    responses : (N,) float32 array
-        Response at each point's pixel, sorted descending (ties by raster order).
-        ``(0, 2)`` and ``(0,)`` when nothing passes (flat, tiny or empty images).
+    keypoints : Keypoints
+        ``points`` ``(N, 2)`` float32 of (x, y), x = column, y = row, integers unless
+        ``subpixel``; ``scale`` the integration scale ``sigma`` for every point (single-scale
+        Harris has no characteristic scale); ``orientation`` 0 (upright: assign dominant
+        orientations with :func:`~classicvision.features.orientation.assign_orientations`);
+        ``response`` the Harris response at each point's pixel, sorted descending (ties by
+        raster order). Empty (``len 0``) when nothing passes (flat, tiny or empty images).
 
     References
     ----------
@@ -211,10 +214,10 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
     --------
     >>> image = np.zeros((50, 50), np.float32)
     >>> image[:25, :25] = 1
-    >>> points, responses = harris(image)
-    >>> points.tolist(), responses.dtype
+    >>> keypoints = harris(image)
+    >>> keypoints.points.tolist(), keypoints.response.dtype
     ([[24.0, 24.0]], dtype('float32'))
-    >>> harris(np.zeros((10, 10)))[0].shape
+    >>> harris(np.zeros((10, 10))).points.shape
     (0, 2)
     """
     image = check_image(image, min_size=0)
@@ -258,4 +261,6 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
         points, values = points[keep], values[keep]
     if subpixel:
         points = (points + _subpixel(response, points)).astype(np.float32)
-    return np.ascontiguousarray(points), np.ascontiguousarray(values, dtype=np.float32)
+    n = len(points)
+    return Keypoints(np.ascontiguousarray(points), np.full(n, sigma, np.float32), np.zeros(n, np.float32),
+                     np.ascontiguousarray(values, dtype=np.float32))

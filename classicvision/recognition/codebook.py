@@ -22,9 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from ._validation import check_descriptors, check_scalar
+from .._validation import check_descriptors, check_scalar
 
-__all__ = ["learn_codebook", "assign_words"]
+__all__ = ["learn_codebook", "assign_words", "nearest_words", "inertia"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _squared_distances(descriptors: np.ndarray, codebook: np.ndarray, codebook_s
     return dist
 
 
-def _nearest(descriptors: np.ndarray, codebook: np.ndarray, n_nearest: int = 1,
+def nearest_words(descriptors: np.ndarray, codebook: np.ndarray, n_nearest: int = 1,
              chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Approximate (float32) ``n_nearest`` words and squared distances, nearest first.
 
@@ -221,7 +221,7 @@ def learn_codebook(descriptors, n_words: int, *, max_iter: int = 20, tol: float 
     labels = None
     rows = np.arange(n)
     for iteration in range(max_iter):
-        nearest, dist = _nearest(descriptors, centres, 1)
+        nearest, dist = nearest_words(descriptors, centres, 1)
         new_labels = nearest[:, 0]
         if labels is not None and np.array_equal(new_labels, labels):
             logger.debug("k-means converged (no change) after %d iterations", iteration)
@@ -248,5 +248,5 @@ def inertia(descriptors, codebook) -> float:
     """Sum of squared distances of ``descriptors`` to their nearest word (the k-means objective)."""
     descriptors = check_descriptors(descriptors, "descriptors")
     codebook = check_descriptors(codebook, "codebook")
-    _, dist = _nearest(descriptors, codebook, 1)
+    _, dist = nearest_words(descriptors, codebook, 1)
     return float(dist.sum(dtype=np.float64))

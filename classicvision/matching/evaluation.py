@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_matches, check_points, check_scalar
+from .._validation import check_matches, check_points, check_scalar
 
 __all__ = [
     "warp_points",

@@ -25,152 +25,22 @@ from __future__ import annotations
 
 import logging
 import numbers
-import os
-from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_choice, check_descriptors, check_image, check_points, check_scalar
-from .codebook import _nearest, assign_words, learn_codebook
-from .dense_sift import dense_sift
-from .io import read_image, resize
+from .._validation import check_choice, check_scalar
+from .codebook import assign_words, learn_codebook, nearest_words
+from .transformers import check_features
 
-__all__ = ["ImageFeatures", "DenseSIFT", "BagOfWords", "TinyImages", "pyramid_level_weights"]
+__all__ = ["BagOfWords", "pyramid_level_weights"]
 
 logger = logging.getLogger(__name__)
 
 _SOFT_NEAREST = 5  # soft assignment spreads each descriptor over its 5 nearest words
 _BATCH_DESCRIPTORS = 262_144  # descriptors encoded per block in BagOfWords.transform
-
-
-class ImageFeatures(NamedTuple):
-    """Local features of one image.
-
-    Attributes
-    ----------
-    points : (N, 2) float32 array of (x, y)
-        Descriptor centres in pixels (x = column, y = row) of the (possibly resized) image.
-    descriptors : (N, D) float32 array
-    shape : tuple (height, width)
-        Size of the image the points refer to.
-    """
-
-    points: np.ndarray
-    descriptors: np.ndarray
-    shape: tuple
-
-
-def _load(item, index: int) -> np.ndarray:
-    """An image given as a path (read with :func:`read_image`) or a 2-D array."""
-    if isinstance(item, (str, os.PathLike)):
-        return read_image(item)
-    return check_image(item, f"X[{index}]")
-
-
-def _check_sequence(X, name: str = "X") -> list:
-    if isinstance(X, np.ndarray):
-        if X.ndim == 2 and X.dtype.kind in "uif":
-            raise ValueError(f"{name} must be a sequence of images, got one 2-D array of shape {X.shape}")
-        return list(X)
-    if isinstance(X, (str, os.PathLike)) or not hasattr(X, "__len__"):
-        raise TypeError(f"{name} must be a list of images or paths, got {type(X).__name__}")
-    return list(X)
-
-
-class DenseSIFT(TransformerMixin, BaseEstimator):
-    """Dense SIFT descriptors on a regular grid, for each image (stateless transformer).
-
-    Parameters
-    ----------
-    step : int
-        Grid step in pixels.
-    sizes : tuple of int
-        Patch sides in pixels (descriptor support, 4x4 cells); several sizes concatenate their
-        rows, as VLFeat's PHOW.
-    rootsift : bool
-        RootSIFT descriptors (Arandjelovic & Zisserman 2012).
-    max_side : int or None
-        Images whose longer side exceeds this are first downscaled to it (area averaging).
-    n_jobs : int or None
-        Threads over images (joblib); None runs in the calling thread.
-
-    Notes
-    -----
-    ``fit`` only validates the parameters; ``transform`` takes a list of 2-D images (any
-    dtype :func:`classicvision._validation.check_image` accepts) or of paths (read with
-    :func:`classicvision.io.read_image`) and returns a list of :class:`ImageFeatures`.
-
-    References
-    ----------
-    A. Vedaldi, B. Fulkerson, "VLFeat: an open and portable library of computer vision
-    algorithms", 2008 (``vl_dsift``, ``vl_phow``). D. Lowe, "Distinctive image features from
-    scale-invariant keypoints", IJCV 2004, section 6.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> features = DenseSIFT(step=8).fit_transform([rng.random((48, 64), dtype=np.float32)])
-    >>> features[0].descriptors.shape[1], features[0].shape
-    (128, (48, 64))
-    """
-
-    def __init__(self, *, step=8, sizes=(16,), rootsift=False, max_side=None, n_jobs=None):
-        self.step = step
-        self.sizes = sizes
-        self.rootsift = rootsift
-        self.max_side = max_side
-        self.n_jobs = n_jobs
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
-
-    def _validate(self) -> tuple:
-        check_scalar(self.step, "step", kind=numbers.Integral, low=1)
-        sizes = (self.sizes,) if isinstance(self.sizes, numbers.Integral) else tuple(self.sizes)
-        if not sizes:
-            raise ValueError("sizes must hold at least one patch size, got ()")
-        for size in sizes:
-            check_scalar(size, "sizes", kind=numbers.Integral, low=4)
-        if self.max_side is not None:
-            check_scalar(self.max_side, "max_side", kind=numbers.Integral, low=8)
-        if self.n_jobs is not None:
-            check_scalar(self.n_jobs, "n_jobs", kind=numbers.Integral)
-        return sizes
-
-    def fit(self, X=None, y=None):
-        """Validate the parameters; nothing is learned. Returns self."""
-        self._validate()
-        return self
-
-    def _one(self, item, index: int, sizes: tuple) -> ImageFeatures:
-        image = _load(item, index)
-        if self.max_side is not None and max(image.shape) > self.max_side:
-            image = resize(image, self.max_side / max(image.shape))
-        points, descriptors = [], []
-        for size in sizes:
-            p, d = dense_sift(image, step=int(self.step), size=int(size), rootsift=bool(self.rootsift))
-            points.append(p)
-            descriptors.append(d)
-        return ImageFeatures(np.concatenate(points).astype(np.float32, copy=False),
-                             np.concatenate(descriptors).astype(np.float32, copy=False),
-                             tuple(int(s) for s in image.shape))
-
-    def transform(self, X) -> list:
-        """Dense SIFT of every image (or path) in ``X``: a list of :class:`ImageFeatures`."""
-        sizes = self._validate()
-        items = _check_sequence(X)
-        if self.n_jobs is None or self.n_jobs == 1 or len(items) < 2:
-            return [self._one(item, i, sizes) for i, item in enumerate(items)]
-        from joblib import Parallel, delayed
-
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(self._one)(item, i, sizes) for i, item in enumerate(items))
 
 
 def pyramid_level_weights(levels: int) -> np.ndarray:
@@ -184,21 +54,6 @@ def pyramid_level_weights(levels: int) -> np.ndarray:
     """
     top = levels - 1
     return np.array([1.0 / 2 ** top] + [1.0 / 2 ** (top - level + 1) for level in range(1, levels)])
-
-
-def _check_features(X, name: str = "X") -> list:
-    items = _check_sequence(X, name)
-    out = []
-    for i, item in enumerate(items):
-        if not (isinstance(item, tuple) and len(item) == 3):
-            raise TypeError(f"{name}[{i}] must be an ImageFeatures (points, descriptors, shape), "
-                            f"got {type(item).__name__}; run DenseSIFT first")
-        points = check_points(item[0], f"{name}[{i}].points")
-        descriptors = check_descriptors(item[1], f"{name}[{i}].descriptors")
-        if len(points) != len(descriptors):
-            raise ValueError(f"{name}[{i}] has {len(points)} points but {len(descriptors)} descriptors")
-        out.append(ImageFeatures(points, descriptors, tuple(item[2])))
-    return out
 
 
 class BagOfWords(TransformerMixin, BaseEstimator):
@@ -285,7 +140,7 @@ class BagOfWords(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn ``codebook_`` from a random sample of the descriptors of ``X`` (ImageFeatures)."""
         self._validate()
-        features = _check_features(X)
+        features = check_features(X)
         counts = np.array([len(f.descriptors) for f in features], np.int64)
         total = int(counts.sum())
         if total < self.n_words:
@@ -305,7 +160,7 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         self.soft_sigma_ = None
         if self.encoding == "soft":
             if self.soft_sigma is None:
-                _, dist = _nearest(sample, self.codebook_, 1)
+                _, dist = nearest_words(sample, self.codebook_, 1)
                 self.soft_sigma_ = max(float(np.median(np.sqrt(dist[:, 0]))), 1e-6)
             else:
                 self.soft_sigma_ = float(self.soft_sigma)
@@ -317,7 +172,7 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         if self.encoding == "hard":
             words = assign_words(descriptors, self.codebook_).astype(np.int64)[:, None]
             return words, np.ones_like(words, np.float32)
-        words, dist = _nearest(descriptors, self.codebook_, _SOFT_NEAREST)
+        words, dist = nearest_words(descriptors, self.codebook_, _SOFT_NEAREST)
         weights = np.exp(-(dist - dist[:, :1]) / np.float32(2.0 * self.soft_sigma_ ** 2))
         weights /= weights.sum(axis=1, keepdims=True)
         return words.astype(np.int64), weights.astype(np.float32)
@@ -358,7 +213,7 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         """Spatial-pyramid histograms, ``(n_images, n_words * (4**levels - 1) // 3)`` float32."""
         check_is_fitted(self, "codebook_")
         self._validate()
-        features = _check_features(X)
+        features = check_features(X)
         width = self.codebook_.shape[1]
         for i, f in enumerate(features):
             if len(f.descriptors) and f.descriptors.shape[1] != width:
@@ -384,57 +239,3 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         return hist.astype(np.float32)
 
 
-class TinyImages(TransformerMixin, BaseEstimator):
-    """Tiny-image features: each image resized to ``size x size``, zero mean, unit norm.
-
-    Parameters
-    ----------
-    size : int
-        Side of the tiny image (the aspect ratio is not kept, as in the course baseline).
-
-    Notes
-    -----
-    Stateless. ``transform`` takes images or paths and returns ``(n_images, size * size)``
-    float32 rows, row-major pixels; a constant image gives a zero row.
-
-    References
-    ----------
-    A. Torralba, R. Fergus, W. Freeman, "80 million tiny images: a large data set for
-    nonparametric object and scene recognition", IEEE TPAMI 30(11), 2008.
-
-    Examples
-    --------
-    >>> features = TinyImages(size=4).fit_transform([np.arange(64, dtype=np.float32).reshape(8, 8) / 64])
-    >>> features.shape, bool(abs(features.mean()) < 1e-6), round(float(np.linalg.norm(features)), 4)
-    ((1, 16), True, 1.0)
-    """
-
-    def __init__(self, *, size=16):
-        self.size = size
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
-
-    def fit(self, X=None, y=None):
-        """Validate the parameters; nothing is learned. Returns self."""
-        check_scalar(self.size, "size", kind=numbers.Integral, low=1)
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """``(n_images, size * size)`` float32 tiny images, zero mean and unit L2 norm per row."""
-        import cv2
-
-        self.fit()
-        items = _check_sequence(X)
-        size = int(self.size)
-        out = np.zeros((len(items), size * size), np.float32)
-        for i, item in enumerate(items):
-            image = _load(item, i)
-            tiny = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
-            tiny -= tiny.mean()
-            norm = np.linalg.norm(tiny)
-            out[i] = tiny / norm if norm > 1e-12 else 0.0
-        return out

@@ -21,12 +21,11 @@ R. Szeliski, *Computer Vision: Algorithms and Applications*, 2nd ed., 2022, sect
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
-from ._filter_kernels import _separable_valid
-from ._validation import check_choice, check_image, check_scalar
+from .._kernels.separable import _separable_valid
+from .._validation import check_choice, check_image, check_scalar
 
 __all__ = [
     "gaussian_kernel1d",
@@ -78,15 +77,6 @@ def gaussian_kernel1d(sigma: float, *, truncate: float = 4.0) -> np.ndarray:
     t = np.arange(-r, r + 1, dtype=np.float64)
     g = np.exp(-0.5 * (t / sigma) ** 2)
     return (g / g.sum()).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_gaussian_kernel1d(sigma: float) -> np.ndarray:
-    """:func:`gaussian_kernel1d` (default truncation) computed once per ``sigma``, read-only: the
-    scale space and the descriptors ask for the same few sigmas on every image."""
-    g = gaussian_kernel1d(sigma)
-    g.flags.writeable = False
-    return g
 
 
 def gaussian_derivative_kernel1d(sigma: float, *, truncate: float = 4.0) -> np.ndarray:

@@ -16,10 +16,12 @@ rows "Gaussian pyramid"; the spread is this shared machine's).
 
 from __future__ import annotations
 
+from __future__ import annotations
+
 import numpy as np
 from numba import njit, prange
 
-from ._scale_space_kernels import _build
+from .jit import build
 
 
 @njit(cache=True, inline="always")
@@ -92,8 +94,8 @@ def _mirror_blur_impl(image, half, out, n_bands):
     return out
 
 
-_mirror_blur_parallel = _build(_mirror_blur_impl, "_parallel", parallel=True, fastmath=True)
-_mirror_blur_serial = _build(_mirror_blur_impl, "_serial", fastmath=True)
+_mirror_blur_parallel = build(_mirror_blur_impl, "_parallel", parallel=True, fastmath=True)
+_mirror_blur_serial = build(_mirror_blur_impl, "_serial", fastmath=True)
 _PARALLEL_PIXELS = 1 << 16                       # a 256 x 256 level is worth two threads
 _BANDS = 16
 
@@ -142,6 +144,111 @@ def _upsample2(image):
     return out
 
 
+
+# ------------------------------------------------------------------------------------------
+# Symmetric-border (``dcba|abcd``) smoothing of the descriptors
+
+@njit(cache=True, inline="always")
+def _mirror(i, n):
+    """Index of ``i`` (in ``[-n, 2n)``) in the symmetric extension of ``range(n)``."""
+    if i < 0:
+        return -i - 1
+    if i >= n:
+        return 2 * n - 1 - i
+    return i
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+def _smooth_band(image, g, scale, y_begin, y_end, out, scratch):
+    """Rows ``y_begin <= y < y_end`` of :func:`_smooth_symmetric` into ``out``: the x-pass of the
+    ``y_end - y_begin + 2 R`` (mirrored) rows they read, then the y-pass. Pixels are read as
+    ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
+    check_image`'s conversion, fused). ``scratch`` holds at least ``(y_end - y_begin + 2 R) W``
+    float32. ``g`` is symmetric: its taps are folded,
+    ``g[R + k] (a + b)``, two pairs per sweep over a row
+    (:func:`classicvision._blur_kernels._fold_row` for the x-pass), which halves the sweeps of
+    the unfolded filter."""
+    height, width = image.shape
+    r = g.shape[0] // 2
+    half = g[r:]                                   # taps 0..R from the centre
+    odd = r % 2
+    first = 1 + odd                                # the first tap of the pairs of pairs
+    w0 = g[r]
+    w1 = g[r + 1] if odd else np.float32(0.0)      # tap 1 joins tap 0 when r is odd
+    padded = np.empty(width + 2 * r, np.float32)
+    n_rows = y_end - y_begin + 2 * r                # the x-passed rows, in scratch
+    rows = scratch[:n_rows * width].reshape((n_rows, width))
+    for yy in range(n_rows):
+        src = image[_mirror(y_begin + yy - r, height)]
+        for q in range(r):
+            padded[q] = np.float32(src[r - 1 - q]) * scale
+            padded[width + r + q] = np.float32(src[width - 1 - q]) * scale
+        for q in range(width):
+            padded[r + q] = np.float32(src[q]) * scale
+        _fold_row(padded, half, rows[yy])
+    for y in range(y_begin, y_end):
+        dst = out[y]
+        i = y - y_begin + r                         # the row of ``rows`` centred on y
+        centre = rows[i]
+        above = rows[i - odd]
+        below = rows[i + odd]
+        for j in range(width):
+            dst[j] = w0 * centre[j] + w1 * (above[j] + below[j])
+        for k in range(first, r + 1, 2):
+            a = rows[i - k]
+            b = rows[i + k]
+            c = rows[i - k - 1]
+            d = rows[i + k + 1]
+            wa = g[r + k]
+            wc = g[r + k + 1]
+            for j in range(width):
+                dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
+
+
+def _smooth_scratch_size(shape, radius, n_bands):
+    """float32 scratch that :func:`_smooth_symmetric_parallel` needs for ``n_bands`` bands."""
+    height, width = shape
+    return n_bands * ((height + n_bands - 1) // n_bands + 2 * radius) * width
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _smooth_symmetric(image, g, scale=1.0, out=None, scratch=None):
+    """Correlation with the symmetric ``g`` (odd length ``2 R + 1``) along x then y, symmetric
+    border; float32. The smoothing of both the sparse (:func:`classicvision.sift._smooth`) and the
+    dense descriptors, so that they see the same image.
+
+    Requires ``R <= min(H, W)`` (else the caller pads). ``image`` float32, or uint8 with
+    ``scale = 1 / 255``. ``out`` (``(H, W)`` float32) and ``scratch`` (1-D float32 of
+    :func:`_smooth_scratch_size` with one band) may be given to reuse memory. One thread, without
+    the GIL."""
+    height, width = image.shape
+    r = g.shape[0] // 2
+    if out is None:
+        result = np.empty((height, width), np.float32)
+    else:
+        result = out
+    if scratch is None:
+        work = np.empty((height + 2 * r) * width, np.float32)
+    else:
+        work = scratch
+    _smooth_band(image, g, np.float32(scale), 0, height, result, work)
+    return result
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
+def _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch):
+    """:func:`_smooth_symmetric` with the rows split into ``n_bands`` bands (numba threads) into
+    ``out``; the same values (each band repeats the x-pass of the ``2 R`` rows it shares).
+    ``scratch``: 1-D float32 of at least :func:`_smooth_scratch_size`."""
+    height, width = image.shape
+    per_band = ((height + n_bands - 1) // n_bands + 2 * (g.shape[0] // 2)) * width
+    for b in prange(n_bands):
+        _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out,
+                     scratch[b * per_band:(b + 1) * per_band])
+    return out
+
+
+
 def _mirror_blur_reference(image, kernel):
     """Plain-numpy twin of :func:`_mirror_blur` (float64 sums over the padded image)."""
     r = kernel.shape[0] // 2
@@ -164,3 +271,14 @@ def _upsample2_reference(image):
     out[:, 1:-1:2] = 0.5 * (rows[:, :-1] + rows[:, 1:])
     out[:, -1] = rows[:, -1]
     return out
+
+
+def _smooth_symmetric_reference(image, g):
+    """Twin of :func:`_smooth_symmetric` (scipy-free: padded image, shifted sums in float64)."""
+    r = g.shape[0] // 2
+    p = np.pad(image.astype(np.float64), r, mode="symmetric")
+    height, width = image.shape
+    rows = sum(float(g[k]) * p[:, k:k + width] for k in range(g.shape[0]))
+    return sum(float(g[k]) * rows[k:k + height] for k in range(g.shape[0])).astype(np.float32)
+
+

@@ -35,11 +35,12 @@ import numbers
 
 import numpy as np
 
-from . import _scale_space_kernels as _k
-from ._validation import check_image, check_points, check_scalar
+from .._kernels import orientation as _k
+from .._validation import check_image, check_points, check_scalar
+from .keypoints import Keypoints, check_keypoints
 from .scale_space import GaussianPyramid, gaussian_pyramid, level_of_scale
 
-__all__ = ["orientation_histograms", "dominant_orientations"]
+__all__ = ["orientation_histograms", "dominant_orientations", "assign_orientations"]
 
 _RADIUS_FACTOR = 3.0  # window radius in standard deviations of the Gaussian weight (OpenCV's 3 * 1.5)
 _SMOOTH = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16.0
@@ -169,3 +170,39 @@ def dominant_orientations(image_or_pyramid, points, scales, *, n_bins: int = 36,
     check_scalar(peak_ratio, "peak_ratio", low=0, high=1)
     hist = orientation_histograms(image_or_pyramid, points, scales, n_bins=n_bins, window=window)
     return _peaks(hist, float(peak_ratio))
+
+
+def assign_orientations(image_or_pyramid, keypoints, *, n_bins: int = 36, window: float = 1.5,
+                        peak_ratio: float = 0.8) -> Keypoints:
+    """``keypoints`` with their dominant orientations (Lowe 2004, section 5), one row per orientation.
+
+    Parameters
+    ----------
+    image_or_pyramid : (H, W) array or GaussianPyramid
+        As in :func:`dominant_orientations`; the pyramid the points were detected in is faster.
+    keypoints : Keypoints
+        Their ``scale`` sets the window; their ``orientation`` is replaced.
+    n_bins, window, peak_ratio
+        As in :func:`dominant_orientations`.
+
+    Returns
+    -------
+    Keypoints
+        ``K >= N`` rows: each keypoint repeated once per dominant orientation (strongest first),
+        in input order; a point on a flat patch keeps orientation 0.
+
+    Examples
+    --------
+    >>> from classicvision.features.keypoints import Keypoints
+    >>> ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    >>> kp = assign_orientations(ramp, Keypoints.from_points([[32.0, 32.0]], scale=2.0))
+    >>> len(kp), round(float(kp.orientation[0]), 3)
+    (1, 0.0)
+    """
+    keypoints = check_keypoints(keypoints)
+    check_scalar(peak_ratio, "peak_ratio", low=0, high=1)
+    hist = orientation_histograms(image_or_pyramid, keypoints.points, keypoints.scale, n_bins=n_bins,
+                                  window=window)
+    index, theta = _peaks(hist, float(peak_ratio))
+    chosen = keypoints[index]
+    return Keypoints(chosen.points, chosen.scale, theta, chosen.response)

@@ -38,9 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_choice
-from .bovw import BagOfWords, DenseSIFT, ImageFeatures, TinyImages
-from .datasets import load_image_folder, read_images
+from .._validation import check_choice
+from ..recognition.encoding import BagOfWords
+from ..recognition.transformers import DenseSIFT, ImageFeatures, TinyImages
+from .reports import json_default
+from ..datasets import load_image_folder, read_images
 
 __all__ = ["run_bovw", "run_tiny_knn", "features_cache_dir"]
 
@@ -57,7 +59,7 @@ def features_cache_dir(cache, out, dsift: DenseSIFT) -> Path | None:
         return None
     if cache is None:
         cache = Path(out) / "cache" if out is not None else Path.home() / ".cache" / "classicvision"
-    from . import dense_sift as module
+    from ..features import dense_sift as module
 
     source = Path(inspect.getfile(module)).read_bytes()
     params = json.dumps({"format": _CACHE_FORMAT, **{k: (list(v) if isinstance(v, tuple) else v)
@@ -168,7 +170,7 @@ def _scores(y_true, y_pred, n_classes: int) -> dict:
 
 def _save_confusion(path: Path, matrix, class_names, title: str) -> Path | None:
     try:
-        from .viz import save_confusion_matrix
+        from ..viz import save_confusion_matrix
     except ImportError as exc:  # matplotlib missing: the report still gets written
         logger.warning("confusion matrix picture not written: %s", exc)
         return None
@@ -183,7 +185,7 @@ def _write_outputs(out, results: dict, title: str) -> None:
     _save_confusion(out / "confusion.png", np.asarray(results["confusion_matrix"]), results["class_names"], title)
     results["files"] = {"report": str(out / "report.md"), "confusion": str(out / "confusion.png"),
                         "results": str(out / "results.json")}
-    serial = json.loads(json.dumps(results, default=_json_default))
+    serial = json.loads(json.dumps(results, default=json_default))
     (out / "results.json").write_text(json.dumps(serial, indent=2))
     lines = [f"# 15-Scene: {title}", "",
              f"- accuracy: **{results['accuracy']:.4f}**",
@@ -203,13 +205,6 @@ def _write_outputs(out, results: dict, title: str) -> None:
     lines += ["", "![confusion matrix](confusion.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
 
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _split(root: Path, split: str):

@@ -1,0 +1,10 @@
+"""15-Scene experiments: the benchmark runners behind ``classicvision bench``, their reports and
+the features cache. Not part of the core API: the runners compose the public estimators."""
+
+from .._lazy import attach
+
+NAMES = {
+    "scene": ["run_bovw", "run_tiny_knn"],
+    "cnn": ["run_cnn", "run_compare"],
+}
+__getattr__, __dir__, __all__ = attach(__name__, NAMES, tuple(NAMES))

@@ -1,0 +1,11 @@
+"""Images -> local features -> encodings -> classifiers, as scikit-learn estimators (the CNN needs torch)."""
+
+from .._lazy import attach
+
+NAMES = {
+    "codebook": ["assign_words", "learn_codebook"],
+    "encoding": ["BagOfWords"],
+    "transformers": ["DenseSIFT", "ImageFeatures", "TinyImages"],
+    "cnn": ["CNNClassifier", "CNNFeatures"],
+}
+__getattr__, __dir__, __all__ = attach(__name__, NAMES, tuple(NAMES))
