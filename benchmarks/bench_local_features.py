@@ -2,40 +2,45 @@
 
 Usage::
 
-    python benchmarks/bench_local_features.py [--data DIR] [--repeat 7] [--out benchmarks/results]
+    python benchmarks/bench_local_features.py [--data DIR] [--repeat 9] [--rounds 3] [--n-points 5000]
+                                              [--threads N] [--out benchmarks/results]
 
-Writes ``local_features.md`` (a table of median times and ratios) and ``local_features.json``.
-A ratio is ``their time / our time``: above 1 means we are faster. Every timing is the median of
-``--repeat`` runs after one warm-up run (numba compilation and caches excluded). The images
-are Notre Dame at scale 0.5 when the shared data exists, else the embedded motorcycle pair.
+Quick check: ``--repeat 1 --out /tmp/bench``. Writes ``local_features.md`` (a table of median
+times and ratios) and ``local_features.json`` (also the best times). A ratio is ``their time /
+our time``: above 1 means we are faster. The methods of a row are timed by
+:func:`_timing.interleaved`: ``--rounds`` batches alternating between them, each batch a warm-up
+call (numba compilation and caches excluded) after a 50 ms pause (OpenCV's idle workers
+spin-wait) and ``repeat // rounds`` timed calls; the table gives the median of all timed calls.
+The images are Notre Dame at scale 0.5 when the shared data exists, else the embedded
+motorcycle pair.
+
+Rows: gradients (Sobel, derivative of Gaussian), the Harris response and points (top 3000,
+ANMS, subpixel), the Gaussian pyramid (our blur against ``cv2.sepFilter2D``), SIFT descriptors
+per point (upright at Harris points; upright and oriented at ``--n-points`` random points) against
+``cv2.SIFT.compute`` at the same keypoints, matching 5000 x 5000, and a whole
+``match_images`` (DoG and Harris) against OpenCV's SIFT + brute-force matching. Dense SIFT is in
+``bench_dense_sift.py``; the stages of the DoG pipeline in ``bench_invariance_stages.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from _timing import run_times
-from classicvision import filters
+from _timing import add_out_argument, interleaved, machine_info, machine_line, measure, write_results
+import classicvision.features.scale_space as scale_space
 from classicvision.datasets import find_data_dir, load_pair, stereo_pair
-from classicvision.harris import harris, harris_response
-from classicvision.matching import match_descriptors, nearest_two
-from classicvision.pipeline import match_images
-from classicvision.sift import sift_descriptors
+from classicvision.features import filters
+from classicvision.features.harris import harris, harris_response
+from classicvision.features.keypoints import to_cv2_keypoints
+from classicvision.features.sift import sift_descriptors
+from classicvision.matching import match_descriptors, match_images, nearest_two
 
-
-def timeit(fn, repeat: int) -> float:
-    """Median of :func:`_timing.run_times`."""
-    return statistics.median(run_times(fn, repeat))
+SETTLE = 0.05
 
 
 def opencv_dog(image, sigma):
@@ -51,115 +56,149 @@ def opencv_sift_match(u8_1, u8_2, ratio=0.8):
     return [m for m, n in (p for p in knn if len(p) == 2) if m.distance < ratio * n.distance]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args(argv)
+def pyramid_with(image, mirror_blur):
+    """``gaussian_pyramid(image)`` with ``scale_space._mirror_blur`` swapped (a benchmark-only patch:
+    a blur that returns None makes ``scale_space._blur`` fall back to ``cv2.sepFilter2D``)."""
+    kept = scale_space._mirror_blur
+    scale_space._mirror_blur = mirror_blur
+    try:
+        return scale_space.gaussian_pyramid(image)
+    finally:
+        scale_space._mirror_blur = kept
 
-    root = Path(args.data) if args.data else find_data_dir()
+
+def load_images(data):
+    root = Path(data) if data else find_data_dir()
     if root is not None and (root / "pairs").is_dir():
         image1, image2, _ = load_pair("notre_dame", root=root, scale=0.5)
-        source = "Notre Dame at scale 0.5"
-    else:
-        image1, image2, _ = stereo_pair()
-        source = "motorcycle stereo pair (embedded)"
+        return image1, image2, "Notre Dame at scale 0.5"
+    image1, image2, _ = stereo_pair()
+    return image1, image2, "motorcycle stereo pair (embedded)"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="data folder holding pairs/ (default: the shared data)")
+    parser.add_argument("--repeat", type=int, default=9, help="timed calls per method and row (1: quick check)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating batches per row")
+    parser.add_argument("--n-points", type=int, default=5000, help="random points of the per-point SIFT rows")
+    parser.add_argument("--threads", type=int, default=None, help="set OpenCV's and numba's thread counts")
+    add_out_argument(parser)
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+
+        cv2.setNumThreads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+
+    image1, image2, source = load_images(args.data)
     u8_1 = np.round(image1 * 255).astype(np.uint8)
     u8_2 = np.round(image2 * 255).astype(np.uint8)
-    r = args.repeat
+    r = max(1, args.repeat)
     rows = []
 
-    def row(task, ours, opencv=None, skimage=None, note=""):
-        rows.append({"task": task, "ours_ms": ours * 1e3, "opencv_ms": None if opencv is None else opencv * 1e3,
-                     "skimage_ms": None if skimage is None else skimage * 1e3,
-                     "opencv_ratio": None if opencv is None else opencv / ours,
-                     "skimage_ratio": None if skimage is None else skimage / ours, "note": note})
-        print(f"{task:40s} ours {ours * 1e3:9.2f} ms" + (f"  opencv {opencv * 1e3:9.2f} ms" if opencv else "")
-              + (f"  skimage {skimage * 1e3:9.2f} ms" if skimage else ""), file=sys.stderr)
-
-    from skimage.feature import corner_harris, corner_peaks
-    from skimage.filters import sobel_h, sobel_v
-
-    row("gradients: Sobel gx, gy", timeit(lambda: filters.sobel(image1), r),
-        timeit(lambda: (cv2.Sobel(image1, cv2.CV_32F, 1, 0), cv2.Sobel(image1, cv2.CV_32F, 0, 1)), r),
-        timeit(lambda: (sobel_v(image1), sobel_h(image1)), r), "float32 in and out")
-    row("gradients: derivative of Gaussian s=1", timeit(lambda: filters.gaussian_gradient(image1, 1.0), r),
-        timeit(lambda: opencv_dog(image1, 1.0), r), None, "opencv: GaussianBlur, then central differences")
-    row("Harris response", timeit(lambda: harris_response(image1), r),
-        timeit(lambda: cv2.cornerHarris(image1, 2, 3, 0.04), r),
-        timeit(lambda: corner_harris(image1, k=0.04, sigma=1.0), r), "opencv blockSize 2, ksize 3")
-    row("Harris points (response + NMS + top 3000)", timeit(lambda: harris(image1, max_points=3000), r), None,
-        timeit(lambda: corner_peaks(corner_harris(image1, k=0.04, sigma=1.0), min_distance=3,
-                                    threshold_rel=0.01, num_peaks=3000), r), "skimage corner_peaks")
-
-    import classicvision.scale_space as scale_space
-
-    def pyramid_with(image, mirror_blur):
-        kept = scale_space._mirror_blur
-        scale_space._mirror_blur = mirror_blur
-        try:
-            return scale_space.gaussian_pyramid(image)
-        finally:
-            scale_space._mirror_blur = kept
+    def row(task, ours, opencv=None, skimage=None, note="", per=1, slow_skimage=False):
+        """Time the given methods interleaved; ``per`` divides every time (per-point rows)."""
+        fns = {"ours": ours, "opencv": opencv, "skimage": None if slow_skimage else skimage}
+        timings = interleaved({k: f for k, f in fns.items() if f is not None}, r, rounds=args.rounds,
+                              settle=SETTLE)
+        if slow_skimage and skimage is not None:   # seconds per call: a third of the calls, not interleaved
+            timings["skimage"] = measure(skimage, max(1, r // 3), settle=SETTLE)
+        median = {k: t.median / per for k, t in timings.items()}
+        best = {k: t.best / per for k, t in timings.items()}
+        entry = {"task": task, "note": note}
+        for k in ("ours", "opencv", "skimage"):
+            entry[f"{k}_ms"] = median[k] * 1e3 if k in median else None
+            entry[f"{k}_best_ms"] = best[k] * 1e3 if k in best else None
+            if k != "ours":
+                entry[f"{k}_ratio"] = median[k] / median["ours"] if k in median else None
+        rows.append(entry)
+        print(f"{task:52s} ours {entry['ours_ms']:9.3f} ms"
+              + (f"  opencv {entry['opencv_ms']:9.3f} ms" if opencv else "")
+              + (f"  skimage {entry['skimage_ms']:9.3f} ms" if skimage else ""), file=sys.stderr, flush=True)
 
     from skimage import data as sk_data
+    from skimage.feature import corner_harris, corner_peaks
+    from skimage.feature import match_descriptors as sk_match
+    from skimage.filters import sobel_h, sobel_v
+
+    row("gradients: Sobel gx, gy", lambda: filters.sobel(image1),
+        lambda: (cv2.Sobel(image1, cv2.CV_32F, 1, 0), cv2.Sobel(image1, cv2.CV_32F, 0, 1)),
+        lambda: (sobel_v(image1), sobel_h(image1)), "float32 in and out")
+    row("gradients: derivative of Gaussian s=1", lambda: filters.gaussian_gradient(image1, 1.0),
+        lambda: opencv_dog(image1, 1.0), None, "opencv: GaussianBlur, then central differences")
+    row("Harris response", lambda: harris_response(image1), lambda: cv2.cornerHarris(image1, 2, 3, 0.04),
+        lambda: corner_harris(image1, k=0.04, sigma=1.0), "opencv blockSize 2, ksize 3")
+    row("Harris response, sigma_d=1 (derivative of Gaussian)", lambda: harris_response(image1, sigma_d=1.0),
+        None, None, "")
+    row("Harris points (response + NMS + top 3000)", lambda: harris(image1, max_points=3000), None,
+        lambda: corner_peaks(corner_harris(image1, k=0.04, sigma=1.0), min_distance=3,
+                             threshold_rel=0.01, num_peaks=3000), "skimage corner_peaks")
+    row("Harris points, top 500 by ANMS", lambda: harris(image1, max_points=500, anms=True), None, None,
+        "Brown et al. 2005, c_robust 0.9")
+    row("Harris points, top 500, subpixel", lambda: harris(image1, max_points=500, subpixel=True), None, None,
+        "quadratic fit on 3x3 responses")
 
     ours_blur = scale_space._mirror_blur
     for name, image in ((f"{image1.shape[1]}x{image1.shape[0]}", image1), ("512x512 camera", sk_data.camera())):
-        row(f"Gaussian pyramid, {name} (doubled, 6 levels/octave)", timeit(lambda: pyramid_with(image, ours_blur), r),
-            timeit(lambda: pyramid_with(image, lambda *a: None), r), None,
+        row(f"Gaussian pyramid, {name} (doubled, 6 levels/octave)", lambda: pyramid_with(image, ours_blur),
+            lambda: pyramid_with(image, lambda *a, **k: None), None,
             "opencv: the same blurs by cv2.sepFilter2D (scale_space._blur's fallback)")
 
-    points, _ = harris(image1, max_points=5000)
-    keypoints = [cv2.KeyPoint(float(x), float(y), 16.0) for x, y in points]
     sift = cv2.SIFT.create()
-    ours = timeit(lambda: sift_descriptors(image1, points, size=16.0), r)
-    theirs = timeit(lambda: sift.compute(u8_1, keypoints), r)
-    n = len(points)
-    row(f"SIFT descriptors, {n} points (per point)", ours / n, theirs / n, None,
-        "opencv SIFT.compute at the same keypoints, size 16")
-
+    points = harris(image1, max_points=5000).points
+    keypoints = to_cv2_keypoints(points, size=16.0)
+    row(f"SIFT descriptors at {len(points)} Harris points, upright (per point)",
+        lambda: sift_descriptors(image1, points, size=16.0), lambda: sift.compute(u8_1, keypoints), None,
+        "opencv SIFT.compute at the same keypoints, support 16 px", per=max(1, len(points)))
     rng = np.random.default_rng(0)
+    height, width = image1.shape
+    n = max(1, args.n_points)
+    random_points = rng.uniform(0, [width - 1, height - 1], (n, 2)).astype(np.float32)
+    for name, theta in (("upright", None), ("oriented", rng.uniform(-np.pi, np.pi, n).astype(np.float32))):
+        random_keypoints = to_cv2_keypoints(random_points, size=16.0, orientation=theta)
+        row(f"SIFT descriptors at {n} random points, {name} (per point)",
+            lambda: sift_descriptors(image1, random_points, size=16.0, orientation=theta),
+            lambda: sift.compute(u8_1, random_keypoints), None,
+            "opencv SIFT.compute at the same keypoints, support 16 px", per=n)
+
     d1 = rng.random((5000, 128), dtype=np.float32)
     d2 = rng.random((5000, 128), dtype=np.float32)
     d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
     d2 /= np.linalg.norm(d2, axis=1, keepdims=True)
     matcher = cv2.BFMatcher(cv2.NORM_L2)
-    from skimage.feature import match_descriptors as sk_match
+    row("matching 5000 x 5000 (2 nearest + ratio)", lambda: match_descriptors(d1, d2),
+        lambda: matcher.knnMatch(d1, d2, k=2), lambda: sk_match(d1, d2, max_ratio=0.8),
+        "opencv BFMatcher.knnMatch k=2; skimage: a third of the calls, after the others", slow_skimage=True)
+    row("nearest two only 5000 x 5000", lambda: nearest_two(d1, d2), None, None, "")
 
-    row("matching 5000 x 5000 (2 nearest + ratio)", timeit(lambda: match_descriptors(d1, d2), r),
-        timeit(lambda: matcher.knnMatch(d1, d2, k=2), r),
-        timeit(lambda: sk_match(d1, d2, max_ratio=0.8), max(1, r // 3)), "opencv BFMatcher.knnMatch k=2")
-    row("nearest two only 5000 x 5000", timeit(lambda: nearest_two(d1, d2), r), None, None, "")
+    row(f"whole match (DoG, default): {source}", lambda: match_images(image1, image2),
+        lambda: opencv_sift_match(u8_1, u8_2), None,
+        "ours: DoG + orientations + RootSIFT + ratio; opencv: SIFT detect+compute + BFMatcher + ratio")
+    row(f"whole match (Harris): {source}", lambda: match_images(image1, image2, detector="harris"), None, None,
+        "upright Harris (3000 points) + SIFT 16 px + ratio")
 
-    ours = timeit(lambda: match_images(image1, image2), r)
-    theirs = timeit(lambda: opencv_sift_match(u8_1, u8_2), r)
-    row(f"whole match: {source}", ours, theirs, None,
-        "ours: Harris + SIFT + ratio; opencv: SIFT detect+compute + BFMatcher + ratio")
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"source": source, "repeat": r, "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(), "numpy": np.__version__,
-            "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
-    (out / "local_features.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    meta = {"source": source, "repeat": r, "rounds": args.rounds, "settle": SETTLE, "n_points": n,
+            **machine_info()}
+    lines = ["# Local features: classicvision vs OpenCV and scikit-image", "",
+             f"Images: {source}. Median of {r} timed calls per method, in {min(args.rounds, r)} batches "
+             f"alternating between the methods of a row (each batch after a warm-up call and a {SETTLE:g} s "
+             "pause); the JSON file also has the best times.",
+             machine_line(meta),
+             "Ratio = their time / our time (above 1: we are faster).", "",
+             "| task | ours (ms) | OpenCV (ms) | OpenCV / ours | scikit-image (ms) | skimage / ours | note |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
 
     def fmt(v, spec):
         return "" if v is None else format(v, spec)
 
-    lines = [f"# Local features: classicvision vs OpenCV and scikit-image", "",
-             f"Images: {source}. Median of {r} runs after a warm-up; {meta['cpu_count']} cores, OpenCV "
-             f"{meta['opencv']} ({meta['opencv_threads']} threads), {meta['date']}.",
-             "Ratio = their time / our time (above 1: we are faster).", "",
-             "| task | ours (ms) | OpenCV (ms) | OpenCV / ours | scikit-image (ms) | skimage / ours | note |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for x in rows:
-        lines.append(f"| {x['task']} | {fmt(x['ours_ms'], '.3f')} | {fmt(x['opencv_ms'], '.3f')} | "
+        lines.append(f"| {x['task']} | {fmt(x['ours_ms'], '.4f')} | {fmt(x['opencv_ms'], '.4f')} | "
                      f"{fmt(x['opencv_ratio'], '.2f')} | {fmt(x['skimage_ms'], '.3f')} | "
                      f"{fmt(x['skimage_ratio'], '.2f')} | {x['note']} |")
-    (out / "local_features.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines) + "\n"
+    write_results(args.out, "local_features", text, {"meta": meta, "rows": rows})
+    print(text)
     return 0
 
 

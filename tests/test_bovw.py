@@ -11,7 +11,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from classicvision.bovw import BagOfWords, DenseSIFT, ImageFeatures, TinyImages, pyramid_level_weights
+from classicvision.recognition.encoding import BagOfWords, pyramid_level_weights
+from classicvision.recognition.transformers import DenseSIFT, ImageFeatures, TinyImages
 
 
 def _texture(kind: int, seed: int, size: int = 48) -> np.ndarray:

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
-from classicvision.cnn import CNNClassifier, CNNFeatures, _stack, build_network, load_weights  # noqa: E402
+from classicvision.recognition.cnn import CNNClassifier, CNNFeatures, _stack, build_network, load_weights  # noqa: E402
 
 SMALL = dict(image_size=16, channels=(8, 16), batch_size=16, lr=1e-2, val_fraction=0, label_smoothing=0.0, n_threads=1)
 
@@ -202,7 +202,7 @@ def tiny_folder(tmp_path_factory):
 
 
 def test_run_cnn_on_a_tiny_folder(tmp_path, tiny_folder):
-    from classicvision.cnn_benchmark import run_cnn
+    from classicvision.experiments.cnn import run_cnn
 
     out = tmp_path / "out"
     results = run_cnn(tiny_folder, epochs=2, out=out, progress=False, random_state=0, **TINY_CNN)
@@ -222,7 +222,7 @@ def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
     import types
 
     import classicvision
-    from classicvision import cnn_benchmark
+    from classicvision.experiments import cnn as cnn_benchmark
 
     def fake(accuracy):
         def run(data, *, out=None, progress=True, random_state=0):

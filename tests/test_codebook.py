@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from classicvision.codebook import _nearest, assign_words, inertia, learn_codebook
+from classicvision.recognition.codebook import nearest_words as _nearest, assign_words, inertia, learn_codebook
 
 
 def _brute_force(descriptors, codebook):

@@ -8,12 +8,14 @@ import pytest
 
 import threading
 
-from classicvision._dense_sift_kernels import (_dense_raw, _dense_raw_reference, _smooth_symmetric,
-                                             _smooth_symmetric_reference)
-from classicvision._filter_kernels import _separable_valid
-from classicvision.dense_sift import _grid_counts, _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
-from classicvision.filters import gaussian_kernel1d
-from classicvision.sift import _smooth, sift_descriptors, to_cv2_keypoints
+from classicvision._kernels.blur import _smooth_symmetric, _smooth_symmetric_reference
+from classicvision._kernels.dense_sift import _dense_raw, _dense_raw_reference
+from classicvision._kernels.separable import _separable_valid
+from classicvision.features.dense_sift import _grid_counts, _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
+from classicvision.features.filters import gaussian_kernel1d
+from classicvision.features._gaussian import smooth_symmetric as _smooth
+from classicvision.features.keypoints import to_cv2_keypoints
+from classicvision.features.sift import sift_descriptors
 
 
 @pytest.fixture
@@ -153,7 +155,7 @@ def test_close_to_opencv_on_same_grid(camera):
 def test_float32_bins_match_float64_bins():
     from numba import njit
 
-    from classicvision._sift_kernels import _bin_of, _bin_of32
+    from classicvision._kernels.gradient import _bin_of, _bin_of32
 
     @njit
     def both(dx, dy, n):
@@ -177,8 +179,8 @@ def test_float32_bins_match_float64_bins():
 
 @pytest.mark.parametrize("n_bands", [2, 3])
 def test_parallel_kernels_equal_single_thread(textured, n_bands):
-    from classicvision._dense_sift_kernels import (_band_scratch_size, _dense_raw_parallel, _smooth_scratch_size,
-                                                 _smooth_symmetric_parallel)
+    from classicvision._kernels.blur import _smooth_scratch_size, _smooth_symmetric_parallel
+    from classicvision._kernels.dense_sift import _band_scratch_size, _dense_raw_parallel
 
     g = gaussian_kernel1d(1.0)
     scratch = np.full(_smooth_scratch_size(textured.shape, g.size // 2, n_bands), np.nan, np.float32)

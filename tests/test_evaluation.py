@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classicvision.evaluation import (
+from classicvision.matching.evaluation import (
     disparity_accuracy,
     disparity_check,
     disparity_correct,

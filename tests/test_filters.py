@@ -9,8 +9,8 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classicvision import filters
-from classicvision._filter_kernels import _separable_valid, _separable_valid_reference
+from classicvision.features import filters
+from classicvision._kernels.separable import _separable_valid, _separable_valid_reference
 
 CV_BORDERS = {"reflect": cv2.BORDER_REFLECT, "mirror": cv2.BORDER_REFLECT_101, "nearest": cv2.BORDER_REPLICATE,
               "constant": cv2.BORDER_CONSTANT, "wrap": cv2.BORDER_WRAP}

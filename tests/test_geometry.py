@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classicvision.geometry import MIN_MATCHES, verify_matches
+from classicvision.matching.geometry import MIN_MATCHES, verify_matches
 
 H_TRUE = np.array([[0.9, -0.2, 30.0], [0.25, 1.1, -10.0], [1e-4, -2e-4, 1.0]])
 

@@ -9,11 +9,19 @@ import pytest
 import scipy.ndimage as ndi
 import skimage.feature
 
-from classicvision import _harris_kernels as hk
-from classicvision.filters import _pad, gaussian_kernel1d
-from classicvision.harris import _subpixel, harris, harris_response
+from classicvision._kernels import harris as hk
+from classicvision.features.filters import _pad, gaussian_kernel1d
+from classicvision.features.harris import _subpixel, harris, harris_response
 
 MODES = ("reflect", "mirror", "nearest", "constant", "wrap")
+
+
+def _points_responses(keypoints):
+    """``(points, responses)`` of Harris keypoints, checking the Keypoints contract on the way."""
+    n = len(keypoints)
+    assert keypoints.scale.shape == keypoints.orientation.shape == (n,)
+    assert np.all(keypoints.orientation == 0) and keypoints.scale.dtype == np.float32
+    return keypoints.points, keypoints.response
 
 
 def _smooth_random(shape, seed=0, blur=1.5):
@@ -32,10 +40,10 @@ def test_square_has_one_corner_at_last_bright_pixel(square):
     # The geometric corner of im[:25, :25] = 1 is at (x, y) = (24.5, 24.5). Sobel's [1, 2, 1]
     # smoothing puts 3/4 of an edge's gradient energy on the bright side, so the response peaks
     # at the last bright pixel, (24, 24), and by transpose symmetry the peak lies on x == y.
-    points, responses = harris(square)
+    points, responses = _points_responses(harris(square))
     assert points.tolist() == [[24.0, 24.0]]
     assert responses.shape == (1,) and responses[0] > 0
-    refined, _ = harris(square, subpixel=True)
+    refined, _ = _points_responses(harris(square, subpixel=True))
     assert refined.shape == (1, 2)
     assert refined[0, 0] == pytest.approx(refined[0, 1], abs=1e-6)
     assert np.abs(refined[0] - 24.0).max() <= 0.5
@@ -46,7 +54,7 @@ def test_constant_image_has_zero_response_and_no_points():
     image = np.full((40, 30), 0.7, np.float32)
     assert np.array_equal(harris_response(image), np.zeros((40, 30), np.float32))
     assert np.abs(harris_response(image, sigma_d=1.0)).max() < 1e-30  # float32 DoG kernel sums to ~1e-9
-    points, responses = harris(image)
+    points, responses = _points_responses(harris(image))
     assert points.shape == (0, 2) and points.dtype == np.float32
     assert responses.shape == (0,) and responses.dtype == np.float32
 
@@ -64,7 +72,7 @@ def test_rotated_square_gives_its_four_corners(rotated_square):
     u = np.array([20, 20, -20, -20])
     v = np.array([20, -20, 20, -20])
     corners = np.stack([50 + c * u - s * v, 50 + s * u + c * v], axis=1)  # (x, y), inverse rotation
-    points, responses = harris(rotated_square)
+    points, responses = _points_responses(harris(rotated_square))
     assert len(points) == 4
     # Each detected point is within 2 px of a distinct analytic corner (Harris at sigma=1
     # sits about 1.4 px inside a sharp corner).
@@ -95,7 +103,7 @@ def test_response_matches_scipy_build(mode, sigma_d):
 
 
 def test_locations_agree_with_skimage(camera):
-    points, _ = harris(camera, max_points=100)
+    points, _ = _points_responses(harris(camera, max_points=100))
     response = skimage.feature.corner_harris(camera, method="k", k=0.04, sigma=1)  # skimage default k=0.05
     peaks = skimage.feature.corner_peaks(response, min_distance=3, threshold_rel=0.01)[:, ::-1]  # (x, y)
     distance = _nearest_distance(points, peaks.astype(np.float64))
@@ -105,7 +113,7 @@ def test_locations_agree_with_skimage(camera):
 
 @pytest.mark.parametrize("block_size", [2, 3])
 def test_locations_agree_with_opencv(camera, block_size):
-    points, _ = harris(camera, max_points=100)
+    points, _ = _points_responses(harris(camera, max_points=100))
     response = cv2.cornerHarris(camera, block_size, 3, 0.04)  # box window, not Gaussian
     is_peak = (response == cv2.dilate(response, np.ones((7, 7), np.uint8))) & (response > 0.01 * response.max())
     peaks = np.argwhere(is_peak)[:, ::-1].astype(np.float64)  # (x, y)
@@ -122,8 +130,8 @@ def test_transpose_transposes_response():
 
 def test_rotation_by_90_degrees_permutes_points(camera):
     height, width = camera.shape
-    points, responses = harris(camera, max_points=200)
-    rotated, rotated_responses = harris(np.rot90(camera), max_points=200)
+    points, responses = _points_responses(harris(camera, max_points=200))
+    rotated, rotated_responses = _points_responses(harris(np.rot90(camera), max_points=200))
     # np.rot90 (counter-clockwise) sends (x, y) to (y, width - 1 - x).
     expected = np.stack([points[:, 1], width - 1 - points[:, 0]], axis=1)
     found = {tuple(p) for p in rotated.tolist()}
@@ -139,7 +147,7 @@ def test_dtypes_give_float32(dtype, square):
     response = harris_response(image)
     assert response.dtype == np.float32
     np.testing.assert_allclose(response, harris_response(square), rtol=1e-6, atol=1e-12)
-    points, responses = harris(image)
+    points, responses = _points_responses(harris(image))
     assert points.dtype == np.float32 and responses.dtype == np.float32
     assert points.tolist() == [[24.0, 24.0]]
 
@@ -149,20 +157,20 @@ def test_tiny_and_empty_images(shape):
     image = np.random.default_rng(0).random(shape).astype(np.float32)
     assert harris_response(image).shape == shape
     assert np.isfinite(harris_response(image)).all()
-    points, responses = harris(image)  # exclude_border=8 leaves nothing
+    points, responses = _points_responses(harris(image))  # exclude_border=8 leaves nothing
     assert points.shape == (0, 2) and points.dtype == np.float32
     assert responses.shape == (0,) and responses.dtype == np.float32
 
 
 def test_max_points_zero_and_threshold_above_everything(camera):
     for kwargs in ({"max_points": 0}, {"threshold_abs": 1e9}):
-        points, responses = harris(camera, **kwargs)
+        points, responses = _points_responses(harris(camera, **kwargs))
         assert points.shape == (0, 2) and responses.shape == (0,)
 
 
 # --------------------------------------------------------------------------- selection
 def test_points_sorted_and_inside_border(camera):
-    points, responses = harris(camera, exclude_border=20)
+    points, responses = _points_responses(harris(camera, exclude_border=20))
     assert len(points) > 50
     assert np.all(np.diff(responses) <= 0)
     height, width = camera.shape
@@ -173,29 +181,29 @@ def test_points_sorted_and_inside_border(camera):
 
 
 def test_thresholds(camera):
-    points, responses = harris(camera)
+    points, responses = _points_responses(harris(camera))
     assert responses.min() >= 0.01 * responses.max()
-    strict, strict_responses = harris(camera, threshold_rel=0.2)
+    strict, strict_responses = _points_responses(harris(camera, threshold_rel=0.2))
     assert 0 < len(strict) < len(points)
     np.testing.assert_array_equal(strict, points[: len(strict)])  # a prefix of the sorted list
     assert strict_responses.min() >= 0.2 * responses[0]
     cut = float(responses[30])
-    absolute, absolute_responses = harris(camera, threshold_abs=cut)
+    absolute, absolute_responses = _points_responses(harris(camera, threshold_abs=cut))
     np.testing.assert_array_equal(absolute_responses, responses[responses >= cut])
-    none_rel, _ = harris(camera, threshold_rel=0.0, threshold_abs=None)
+    none_rel, _ = _points_responses(harris(camera, threshold_rel=0.0, threshold_abs=None))
     assert len(none_rel) > len(points)
 
 
 def test_max_points_keeps_the_strongest(camera):
-    points, responses = harris(camera)
-    top, top_responses = harris(camera, max_points=25)
+    points, responses = _points_responses(harris(camera))
+    top, top_responses = _points_responses(harris(camera, max_points=25))
     np.testing.assert_array_equal(top, points[:25])
     np.testing.assert_array_equal(top_responses, responses[:25])
 
 
 @pytest.mark.parametrize("min_distance", [0, 1, 3, 8])
 def test_min_distance_separates_points(camera, min_distance):
-    points, _ = harris(camera, min_distance=min_distance, threshold_rel=0.001, max_points=1500)
+    points, _ = _points_responses(harris(camera, min_distance=min_distance, threshold_rel=0.001, max_points=1500))
     assert len(points) > 50
     chebyshev = np.abs(points[:, None, :] - points[None, :, :]).max(-1)
     np.fill_diagonal(chebyshev, np.inf)
@@ -228,11 +236,11 @@ def test_anms_kernel_matches_reference():
 
 def test_anms_spreads_points(camera):
     n = 40
-    top, top_responses = harris(camera, max_points=n)
-    spread, spread_responses = harris(camera, max_points=n, anms=True)
+    top, top_responses = _points_responses(harris(camera, max_points=n))
+    spread, spread_responses = _points_responses(harris(camera, max_points=n, anms=True))
     assert spread.shape == (n, 2) and np.all(np.diff(spread_responses) <= 0)
     assert spread[0].tolist() == top[0].tolist()  # the strongest point has an infinite radius
-    everything, _ = harris(camera)
+    everything, _ = _points_responses(harris(camera))
     # Spatial spread: mean distance to the nearest other chosen point, and the worst covering radius.
     def nearest_other(p):
         d = np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1))
@@ -269,8 +277,8 @@ def test_subpixel_recovers_quadratic_peak():
 
 
 def test_subpixel_moves_points_by_at_most_half_a_pixel(camera):
-    points, responses = harris(camera, max_points=50)
-    refined, refined_responses = harris(camera, max_points=50, subpixel=True)
+    points, responses = _points_responses(harris(camera, max_points=50))
+    refined, refined_responses = _points_responses(harris(camera, max_points=50, subpixel=True))
     assert refined.dtype == np.float32
     assert np.abs(refined - points).max() <= 0.5
     assert np.abs(refined - points).max() > 0

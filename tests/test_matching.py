@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from classicvision._matching_kernels import _smallest_k, _smallest_k_reference
-from classicvision.matching import match_descriptors, nearest_two
+from classicvision._kernels.nearest import _smallest_k, _smallest_k_reference
+from classicvision.matching.nearest import nearest_two
+from classicvision.matching.ratio import match_descriptors
 
 
 def brute_nearest_two(d1, d2):

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from classicvision import _scale_space_kernels as _k
-from classicvision.orientation import _peaks, dominant_orientations, orientation_histograms
-from classicvision.scale_space import dog_extrema, gaussian_pyramid
+from classicvision._kernels import dog as _k, orientation as _ko
+from classicvision.features.orientation import _peaks, dominant_orientations, orientation_histograms
+from classicvision.features.scale_space import dog_extrema, gaussian_pyramid
 
 
 def _angle_difference(a, b):
@@ -36,8 +36,8 @@ def test_histogram_kernel_matches_reference(camera_points):
     xs = rng.uniform(-3, stack.shape[2] + 3, 40).astype(np.float32)  # some windows cut by the border
     ys = rng.uniform(-3, stack.shape[1] + 3, 40).astype(np.float32)
     sigmas = rng.uniform(1.6, 3.2, 40).astype(np.float32)
-    slow = _k._orientation_histograms_reference(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
-    for kernel in (_k._orientation_histograms_parallel, _k._orientation_histograms_serial):
+    slow = _ko._orientation_histograms_reference(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
+    for kernel in (_ko._orientation_histograms_parallel, _ko._orientation_histograms_serial):
         fast = kernel(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
         # The kernel's arctan2 is a polynomial good to 1.2e-5 rad: 7e-5 of a bin per vote.
         np.testing.assert_allclose(fast, slow, rtol=0, atol=2e-4 * slow.max())

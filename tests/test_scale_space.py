@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from classicvision import _blur_kernels as _bk
-from classicvision import _scale_space_kernels as _k
-from classicvision.filters import gaussian, gaussian_kernel1d
-from classicvision.scale_space import (GaussianPyramid, _blur, dog_extrema,
+from classicvision._kernels import blur as _bk
+from classicvision._kernels import dog as _k, orientation as _ko
+from classicvision.features.filters import gaussian, gaussian_kernel1d
+from classicvision.features.scale_space import (GaussianPyramid, _blur, dog_extrema,
                                        dog_keypoints, gaussian_pyramid, level_of_scale)
+
+
+def _frames(keypoints):
+    """``(points, scales, responses)`` of DoG keypoints (orientation 0 before assignment)."""
+    assert np.all(keypoints.orientation == 0)
+    return keypoints.points, keypoints.scale, keypoints.response
 
 
 def _blob(size, x, y, sigma):
@@ -101,7 +107,7 @@ def test_pyramid_shapes_and_blur():
 @pytest.mark.parametrize("sigma, upsample", [(2.0, True), (3.0, True), (5.0, True), (3.0, False), (5.0, False)])
 def test_blob_position_and_scale(sigma, upsample):
     image = _blob(96, 40.3, 51.7, sigma)
-    points, scales, responses = dog_keypoints(image, upsample=upsample)
+    points, scales, responses = _frames(dog_keypoints(image, upsample=upsample))
     assert points.dtype == scales.dtype == responses.dtype == np.float32
     np.testing.assert_allclose(points[0], [40.3, 51.7], atol=0.25)
     # A bright Gaussian blob: a DoG minimum at a scale proportional to the blob's (about 0.9 sigma).
@@ -111,28 +117,28 @@ def test_blob_position_and_scale(sigma, upsample):
 
 def test_small_blob_needs_upsampling():
     # Scale 1.8 lies below the first DoG layer without the initial doubling (Lowe 2004, section 3.3).
-    assert len(dog_keypoints(_blob(64, 30, 30, 2.0), upsample=False)[0]) == 0
+    assert len(dog_keypoints(_blob(64, 30, 30, 2.0), upsample=False).points) == 0
 
 
 def test_scale_covariance():
-    small = dog_keypoints(_blob(128, 64, 64, 3.0))[1][0]
-    large = dog_keypoints(_blob(128, 64, 64, 6.0))[1][0]
+    small = dog_keypoints(_blob(128, 64, 64, 3.0)).scale[0]
+    large = dog_keypoints(_blob(128, 64, 64, 6.0)).scale[0]
     assert large / small == pytest.approx(2.0, rel=0.06)
 
 
 def test_sorted_and_max_points(small_camera):
-    points, scales, responses = dog_keypoints(small_camera)
+    points, scales, responses = _frames(dog_keypoints(small_camera))
     assert len(points) > 100
     assert np.all(np.diff(np.abs(responses)) <= 0)
     assert np.all(np.abs(responses) * 3 >= 0.03 - 1e-6)
     top = dog_keypoints(small_camera, max_points=10)
-    np.testing.assert_array_equal(top[0], points[:10])
-    fewer = dog_keypoints(small_camera, contrast_threshold=0.06)[0]
+    np.testing.assert_array_equal(top.points, points[:10])
+    fewer = dog_keypoints(small_camera, contrast_threshold=0.06).points
     assert len(fewer) < len(points)
 
 
 def test_agrees_with_opencv_sift_detector(small_camera):
-    points, scales, _ = dog_keypoints(small_camera)
+    points, scales, _ = _frames(dog_keypoints(small_camera))
     sift = cv2.SIFT.create(contrastThreshold=0.03)  # OpenCV's threshold is also divided by n_scales
     keypoints = sift.detect((small_camera * 255).round().astype(np.uint8), None)
     theirs = np.unique(np.array([(k.pt[0], k.pt[1], k.size / 2) for k in keypoints]), axis=0)
@@ -156,15 +162,15 @@ def test_level_of_scale_recovers_detection_level(small_camera):
 
 @pytest.mark.parametrize("shape", [(1, 1), (8, 8), (5, 300)])
 def test_tiny_and_flat_images_give_empty(shape):
-    points, scales, responses = dog_keypoints(np.full(shape, 0.5, np.float32))
+    points, scales, responses = _frames(dog_keypoints(np.full(shape, 0.5, np.float32)))
     assert points.shape == (0, 2) and scales.shape == (0,) and responses.shape == (0,)
     assert points.dtype == np.float32
 
 
 def test_dtypes(small_camera):
     as_uint8 = (small_camera * 255).round().astype(np.uint8)
-    a = dog_keypoints(as_uint8)[0]
-    b = dog_keypoints(as_uint8.astype(np.float64) / 255)[0]
+    a = dog_keypoints(as_uint8).points
+    b = dog_keypoints(as_uint8.astype(np.float64) / 255).points
     np.testing.assert_allclose(a, b, atol=2e-3)
 
 

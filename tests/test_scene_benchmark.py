@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-import classicvision.bovw as bovw
-from classicvision.bovw import DenseSIFT
-from classicvision.scene_benchmark import _entry, features_cache_dir, run_bovw, run_tiny_knn
+import classicvision.recognition.encoding as bovw
+from classicvision.recognition.transformers import DenseSIFT
+from classicvision.experiments.scene import _entry, features_cache_dir, run_bovw, run_tiny_knn
 
 SMALL = {"n_words": 8, "rootsift": False, "levels": 2, "C": (1.0, 10.0), "cv": 2, "n_jobs": 1, "progress": False}
 

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classicvision._sift_kernels import (_describe, _describe_reference, _normalize_rows,
-                                         _normalize_rows_reference, _orientation_field,
-                                         _orientation_field_reference)
-from classicvision.sift import _smooth, sift_descriptors, to_cv2_keypoints
+from classicvision._kernels.gradient import _orientation_field, _orientation_field_reference
+from classicvision._kernels.sift import _describe, _describe_reference, _normalize_rows, _normalize_rows_reference
+from classicvision.features._gaussian import smooth_symmetric as _smooth
+from classicvision.features.keypoints import to_cv2_keypoints
+from classicvision.features.sift import sift_descriptors
 
 CV2_BIN = (-np.arange(8)) % 8     # OpenCV counts orientations with y up: its bin -b is our bin b
 
@@ -255,7 +256,7 @@ def test_default_descriptor_matches_on_warped_pair(warped_pair):
 def test_bin_of_matches_numpy_arctan2(n_bins):
     from numba import njit
 
-    from classicvision._sift_kernels import _bin_of
+    from classicvision._kernels.gradient import _bin_of
 
     bin_of = njit(lambda y, x: _bin_of(x, y, n_bins / (2 * np.pi), n_bins))
     rng = np.random.default_rng(2)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from classicvision.evaluation import homography_correct, warp_points
+from classicvision.matching.evaluation import homography_correct, warp_points
 from classicvision.viz import (
     plot_confusion_matrix,
     plot_descriptors,

@@ -1,9 +1,22 @@
-"""The certified nearest-neighbour engine (:func:`nearest_two`) and its numba kernel, the ``k``
-smallest entries of each row.
+"""The certified k-nearest-neighbour engine (:func:`k_nearest`) and its numba kernels.
 
-``_smallest_k`` replaces ``np.argpartition`` on the float32 distance block: one pass over each
-row keeping a small sorted buffer, rows in parallel. ``_smallest_k_reference`` is the plain
-numpy version it is tested against (tests/test_matching.py).
+One engine serves ratio matching (:mod:`classicvision.matching`), word assignment and the
+k-means Lloyd steps (:mod:`classicvision.recognition.codebook`). The algorithm and its error
+bound (the certificate) are documented once, in :mod:`classicvision.matching.nearest`.
+
+Kernels, each with the plain-numpy reference it is tested against (tests/test_nearest.py):
+
+* ``_smallest_k(values, offset, k)``: indices of the ``k`` smallest ``values[r, j] + offset[j]``
+  of each row (one pass per row keeping a small sorted buffer, rows in parallel; the offset is
+  added on the fly, so the screen ``|b|^2 - 2 a.b`` never makes a second pass over the GEMM
+  block). Twin: ``_smallest_k_reference``.
+* ``_rank_candidates(a, b, candidates, k)``: float64 squared distances of the candidate rows,
+  ranked by (distance, index), the ``k`` best kept. Twin: ``_rank_candidates_reference``.
+* ``_all_squared(a, b)``: every float64 squared distance (the exact fallback). Twin:
+  ``_all_squared_reference``.
+
+Both float64 kernels sum ``(a_d - b_d)^2`` with the same four interleaved accumulators
+(``_squared``), so a candidate and a fallback row compute a distance identically.
 """
 
 from __future__ import annotations
@@ -11,35 +24,59 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = ["k_nearest", "exact_rows", "default_candidates", "screen_bound_factor"]
+
+# Candidates recomputed exactly per row beyond the k wanted; the next screened value proves the
+# rest are farther. k = 2 (ratio matching) gives the 6 of the former nearest-two engine.
+_EXTRA_CANDIDATES = 4
+# Float64 distances per block of the exact fallback (rows x N2, about 32 MB).
+_FALLBACK_ELEMENTS = 4_000_000
+
+
+def default_candidates(k: int) -> int:
+    """Rows recomputed exactly per query by default: ``k + 4`` (1 + 1 for a single neighbour).
+
+    A lone nearest neighbour (word assignment, k-means) is certified by the gap between the first
+    and second screened values, so one spare candidate is enough there and keeps the float64
+    work at ``2 D`` per row; ``k >= 2`` (ratio matching) keeps four spares, which absorb the
+    near-duplicates of real descriptor sets without falling back to brute force.
+    """
+    return 2 if k == 1 else k + _EXTRA_CANDIDATES
+
+
+def screen_bound_factor(dim: int) -> float:
+    """``c = 2 (D + 4) 2^-24``: the float32 screen errs by at most ``c (|a|^2 + max_j |b_j|^2)``."""
+    return 2.0 * (dim + 4) * 2.0 ** -24
+
 
 @njit(cache=True, parallel=True)
-def _smallest_k(values, k):  # pragma: no cover - compiled
-    """Indices (rows, k) int64 of the k smallest values of each row, ascending, ties by lower index.
+def _smallest_k(values, offset, k):  # pragma: no cover - compiled
+    """Indices (rows, k) int64 of the k smallest ``values[r, j] + offset[j]`` of each row,
+    ascending, ties by lower index.
 
-    ``values`` is (rows, n) float32 with ``1 <= k <= n``. NaN is never smaller than anything, so a
-    NaN entry is only picked when fewer than ``k`` entries are non-NaN; the caller treats rows
-    holding NaN separately (their verification fails).
+    ``values`` is (rows, n) and ``offset`` (n,) of the same float dtype, ``1 <= k <= n``; the sum
+    is rounded in that dtype. NaN is never smaller than anything, so a NaN entry is only picked
+    when fewer than ``k`` entries are non-NaN; the caller treats rows holding NaN separately
+    (their certificate fails).
     """
     rows, n = values.shape
     out = np.empty((rows, k), np.int64)
     for r in prange(rows):
-        best_v = np.empty(k, np.float32)
+        best_v = np.empty(k, values.dtype)
         best_i = np.empty(k, np.int64)
         # seed with the first k entries, insertion-sorted (stable: equal values keep index order)
-        filled = 0
         for j in range(k):
-            v = values[r, j]
-            pos = filled
+            v = values[r, j] + offset[j]
+            pos = j
             while pos > 0 and (v < best_v[pos - 1] or (best_v[pos - 1] != best_v[pos - 1] and v == v)):
                 best_v[pos] = best_v[pos - 1]
                 best_i[pos] = best_i[pos - 1]
                 pos -= 1
             best_v[pos] = v
             best_i[pos] = j
-            filled += 1
         worst = best_v[k - 1]
         for j in range(k, n):
-            v = values[r, j]
+            v = values[r, j] + offset[j]
             if v < worst or (worst != worst and v == v):
                 pos = k - 1
                 while pos > 0 and (v < best_v[pos - 1] or (best_v[pos - 1] != best_v[pos - 1])):
@@ -54,85 +91,183 @@ def _smallest_k(values, k):  # pragma: no cover - compiled
     return out
 
 
-def _smallest_k_reference(values: np.ndarray, k: int) -> np.ndarray:
+def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.ndarray:
     """Plain-numpy twin of :func:`_smallest_k` (stable sort of every row; NaN sorts last)."""
-    order = np.argsort(values, axis=1, kind="stable")
+    order = np.argsort(values + offset[None, :], axis=1, kind="stable")
     return np.ascontiguousarray(order[:, :k], dtype=np.int64)
 
 
+@njit(cache=True, inline="always")
+def _squared(a, r, b, j):  # pragma: no cover - compiled
+    """float64 ``sum_d (a[r, d] - b[j, d])^2``, four interleaved accumulators (fixed order)."""
+    dim = a.shape[1]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    d = 0
+    while d + 4 <= dim:
+        x0 = np.float64(a[r, d]) - np.float64(b[j, d])
+        x1 = np.float64(a[r, d + 1]) - np.float64(b[j, d + 1])
+        x2 = np.float64(a[r, d + 2]) - np.float64(b[j, d + 2])
+        x3 = np.float64(a[r, d + 3]) - np.float64(b[j, d + 3])
+        s0 += x0 * x0
+        s1 += x1 * x1
+        s2 += x2 * x2
+        s3 += x3 * x3
+        d += 4
+    while d < dim:
+        x0 = np.float64(a[r, d]) - np.float64(b[j, d])
+        s0 += x0 * x0
+        d += 1
+    return (s0 + s1) + (s2 + s3)
 
-# Candidates recomputed exactly per row; the (k+1)-th screened value proves the rest are farther.
-_N_CANDIDATES = 6
-# Float64 rows x N2 x D elements per block of the exact fallback (about 32 MB).
-_FALLBACK_ELEMENTS = 4_000_000
+
+@njit(cache=True, parallel=True)
+def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
+    """Best ``k`` of the candidate rows of ``b`` for each row of ``a`` by exact float64 distance.
+
+    ``candidates`` is (rows, c) int64 with ``k <= c``, row ``r`` belonging to ``a[r]``. Returns
+    indices (rows, k) int64 and squared distances (rows, k) float64, ranked by (distance, index).
+    """
+    rows, c = candidates.shape
+    out_i = np.empty((rows, k), np.int64)
+    out_v = np.empty((rows, k), np.float64)
+    for r in prange(rows):
+        best_v = np.empty(c, np.float64)
+        best_i = np.empty(c, np.int64)
+        for t in range(c):
+            j = candidates[r, t]
+            v = _squared(a, r, b, j)
+            pos = t
+            while pos > 0 and (v < best_v[pos - 1] or (v == best_v[pos - 1] and j < best_i[pos - 1])):
+                best_v[pos] = best_v[pos - 1]
+                best_i[pos] = best_i[pos - 1]
+                pos -= 1
+            best_v[pos] = v
+            best_i[pos] = j
+        for t in range(k):
+            out_i[r, t] = best_i[t]
+            out_v[r, t] = best_v[t]
+    return out_i, out_v
 
 
-def exact_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact nearest two (indices int64, squared distances float64) of each row of a, by brute force."""
+def _rank_candidates_reference(a, b, candidates, k):
+    """Plain-numpy twin of :func:`_rank_candidates` (einsum distances, lexsort by (distance, index))."""
+    diff = a[:, None, :].astype(np.float64) - b[candidates].astype(np.float64)
+    sq = np.einsum("rcd,rcd->rc", diff, diff)
+    order = np.lexsort((candidates, sq), axis=1)[:, :k]
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(sq, order, axis=1)
+
+
+@njit(cache=True, parallel=True)
+def _all_squared(a, b):  # pragma: no cover - compiled
+    """(rows, N2) float64 squared distances of every row of ``a`` to every row of ``b``."""
+    rows, n2 = a.shape[0], b.shape[0]
+    out = np.empty((rows, n2), np.float64)
+    for r in prange(rows):
+        for j in range(n2):
+            out[r, j] = _squared(a, r, b, j)
+    return out
+
+
+def _all_squared_reference(a, b):
+    """Plain-numpy twin of :func:`_all_squared`."""
+    diff = a[:, None, :].astype(np.float64) - b[None, :, :].astype(np.float64)
+    return np.einsum("rjd,rjd->rj", diff, diff)
+
+
+def _padded(n1: int, k: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((n1, k), -1, np.int64), np.full((n1, k), np.inf, dtype)
+
+
+def exact_rows(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest ``k`` (indices (N1, k) int64, squared distances (N1, k) float64) of each
+    row of ``a`` among the rows of ``b``, by float64 brute force; ties to the lower index, ``-1``
+    and ``inf`` past ``N2``."""
     n1, n2 = a.shape[0], b.shape[0]
-    indices = np.full((n1, 2), -1, np.int64)
-    sq = np.full((n1, 2), np.inf, np.float64)
-    b64 = b.astype(np.float64)
-    step = max(1, _FALLBACK_ELEMENTS // max(1, n2 * max(1, b.shape[1])))
-    arange = np.arange(n2)
+    indices, sq = _padded(n1, k, np.float64)
+    width = min(k, n2)
+    if n1 == 0 or width == 0:
+        return indices, sq
+    zeros = np.zeros(n2, np.float64)
+    step = max(1, _FALLBACK_ELEMENTS // n2)
     for start in range(0, n1, step):
-        block = a[start:start + step].astype(np.float64)
-        dist = ((block[:, None, :] - b64[None, :, :]) ** 2).sum(axis=2)
-        for r in range(dist.shape[0]):
-            order = np.lexsort((arange, dist[r]))[:2]
-            indices[start + r, :order.size] = order
-            sq[start + r, :order.size] = dist[r, order]
+        dist = _all_squared(a[start:start + step], b)
+        best = _smallest_k(dist, zeros, width)
+        indices[start:start + len(best), :width] = best
+        sq[start:start + len(best), :width] = np.take_along_axis(dist, best, axis=1)
     return indices, sq
 
 
-def nearest_two(a: np.ndarray, b: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (N1, 2) int64 and exact squared distances (N1, 2) float64 of the nearest two rows of
-    ``b`` for each row of ``a`` (float32, same width, finite; unchecked), equal to a float64 brute
-    force: see :mod:`classicvision.matching.nearest` for the certificate."""
+def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bool = True,
+              a_sq: np.ndarray | None = None,
+              candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``b`` for each row of ``a`` (float32, same width, finite;
+    unchecked), nearest first.
+
+    Returns indices (N1, k) int64 (``-1`` past ``N2``) and squared distances (N1, k): with
+    ``certify`` float64 and equal to a float64 brute force (ties to the lower index); without,
+    the float32 screen's answer and distances, within the bound of
+    :mod:`classicvision.matching.nearest`. ``a_sq`` may pass the precomputed float64
+    ``|a_i|^2``; ``candidates`` (> k) overrides :func:`default_candidates`.
+    """
     n1, n2 = a.shape[0], b.shape[0]
     dim = a.shape[1]
+    dtype = np.float64 if certify else np.float32
     if n1 == 0 or n2 == 0:
-        return np.full((n1, 2), -1, np.int64), np.full((n1, 2), np.inf, np.float64)
-    k = min(_N_CANDIDATES, n2)
-    if n2 <= k + 1 or dim == 0:
-        return exact_rows(a, b)
-    a64_sq = np.einsum("ij,ij->i", a, a, dtype=np.float64)
+        return _padded(n1, k, dtype)
+    width = min(k, n2)
+    spare = min(candidates if candidates is not None else default_candidates(k), n2 - 1)
+    if certify and (spare < width or dim == 0):        # every row of b is a candidate anyway
+        return exact_rows(a, b, k)
+    if a_sq is None:
+        a_sq = np.einsum("ij,ij->i", a, a, dtype=np.float64)
     b_sq = np.einsum("ij,ij->i", b, b, dtype=np.float64)
     b_sq32 = b_sq.astype(np.float32)
-    bound_factor = 2.0 * (dim + 4) * 2.0 ** -24
+    bt = np.ascontiguousarray(b.T) * np.float32(-2.0)  # exact scaling: screen = |b|^2 - 2 a.b
+    slack_factor = screen_bound_factor(dim)
     b_sq_max = float(b_sq.max())
-    bt = np.ascontiguousarray(b.T)
-    indices = np.empty((n1, 2), np.int64)
-    sq = np.empty((n1, 2), np.float64)
+    indices, sq = _padded(n1, k, dtype)
     failed = []
-    rows_arange = np.arange(min(chunk_size, n1))[:, None]
-    for start in range(0, n1, chunk_size):
-        stop = min(start + chunk_size, n1)
+    chunk = min(chunk_size, n1)
+    products = np.empty((chunk, n2), np.float32)
+    for start in range(0, n1, chunk):
+        stop = min(start + chunk, n1)
         block = a[start:stop]
-        screen = (block * np.float32(-2.0)) @ bt          # exact scaling by -2, then one GEMM
-        screen += b_sq32
-        picked = _smallest_k(screen, k + 1)                # (rows, k+1), ascending screened value
-        rows = rows_arange[:stop - start]
-        candidates = picked[:, :k]
-        diff = block[:, None, :].astype(np.float64) - b[candidates].astype(np.float64)
-        exact = np.einsum("rkd,rkd->rk", diff, diff)
-        # rank candidates by (exact distance, index): sort by index first, then stable by distance
-        by_index = np.argsort(candidates, axis=1, kind="stable")
-        candidates = np.take_along_axis(candidates, by_index, axis=1)
-        exact = np.take_along_axis(exact, by_index, axis=1)
-        order = np.argsort(exact, axis=1, kind="stable")[:, :2]
-        best = np.take_along_axis(candidates, order, axis=1)
-        best_sq = np.take_along_axis(exact, order, axis=1)
-        excluded = screen[rows[:, 0], picked[:, k]].astype(np.float64) + a64_sq[start:stop]
-        slack = bound_factor * (a64_sq[start:stop] + b_sq_max)
-        ok = (excluded - slack) > best_sq[:, 1]            # NaN/inf trouble gives False: redo exactly
-        indices[start:stop] = best
-        sq[start:stop] = best_sq
+        screen = products[:stop - start]
+        np.matmul(block, bt, out=screen)                # |b|^2 is added inside _smallest_k
+        if not certify:
+            picked = _smallest_k(screen, b_sq32, width)
+            value = np.take_along_axis(screen, picked, axis=1) + b_sq32[picked]
+            value += a_sq[start:stop, None].astype(np.float32)
+            indices[start:stop, :width] = picked
+            sq[start:stop, :width] = np.maximum(value, np.float32(0.0))
+            continue
+        picked = _smallest_k(screen, b_sq32, spare + 1)   # ascending screened value
+        best, best_sq = _rank_candidates(block, b, picked[:, :spare], width)
+        beyond = picked[:, spare]
+        excluded = (np.take_along_axis(screen, beyond[:, None], axis=1)[:, 0]
+                    + b_sq32[beyond]).astype(np.float64) + a_sq[start:stop]
+        slack = slack_factor * (a_sq[start:stop] + b_sq_max)
+        ok = (excluded - slack) > best_sq[:, width - 1]  # NaN/inf trouble gives False: redo exactly
+        indices[start:stop, :width] = best
+        sq[start:stop, :width] = best_sq
         if not ok.all():
             failed.append(start + np.flatnonzero(~ok))
     if failed:
         redo = np.concatenate(failed)
-        indices[redo], sq[redo] = exact_rows(a[redo], b)
+        indices[redo], sq[redo] = exact_rows(a[redo], b, k)
     return indices, sq
 
 
+def k_nearest_reference(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-numpy twin of :func:`k_nearest` (float64 brute force, stable sort, ``-1``/``inf`` pad)."""
+    indices, sq = _padded(a.shape[0], k, np.float64)
+    width = min(k, b.shape[0])
+    if a.shape[0] and width:
+        dist = _all_squared_reference(a, b)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :width]
+        indices[:, :width] = order
+        sq[:, :width] = np.take_along_axis(dist, order, axis=1)
+    return indices, sq
