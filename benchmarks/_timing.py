@@ -26,9 +26,10 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: Where the scripts write their results unless given ``--out``.
 RESULTS = Path(__file__).resolve().parent / "results"

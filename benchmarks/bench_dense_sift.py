@@ -120,14 +120,16 @@ def main(argv=None):
         "throughput": throughput,
         "machine": machine_info(),
         "repeat": args.repeat,
-        "timing": f"best of repeat calls in {min(ROUNDS, args.repeat)} alternating batches (_timing.interleaved); shared machine, noisy",
+        "timing": (f"best of repeat calls in {min(ROUNDS, args.repeat)} alternating batches "
+                   "(_timing.interleaved); shared machine, noisy"),
         "rows": rows,
     }
     print(f"median ratio (cv2 / ours), step 8 size 16: x{summary['median_ratio_step8_size16']:.1f}; "
           f"all rows x{summary['median_ratio_all_rows']:.1f}; load average {summary['machine']['load_average']}")
     lines = ["# Dense SIFT per image: classicvision vs cv2.SIFT.compute on the same grid", "",
              f"Command: `python benchmarks/bench_dense_sift.py --n-images {args.n_images} --repeat {args.repeat}`. "
-             f"Best of repeat calls, in {min(ROUNDS, args.repeat)} batches alternating between OpenCV and ours (each after a "
+             f"Best of repeat calls, in {min(ROUNDS, args.repeat)} batches alternating between OpenCV and ours "
+             "(each after a "
              f"{SETTLE:g} s pause and a warm-up call); RootSIFT on for ours (OpenCV has no option, plain SIFT). "
              f"{machine_line(summary['machine'])} Platform: {summary['machine']['platform']}.", "",
              f"**Median ratio (OpenCV time / ours), step 8, size 16: {summary['median_ratio_step8_size16']:.1f}x** "

@@ -5,46 +5,45 @@ about its centre by 0, 30, ..., 180 degrees and scaled by 0.5, 0.75, 1, 1.5, 2
 (``cv2.warpAffine``, bilinear, same frame size; the source is pre-blurred by
 ``0.5 sqrt(1/s**2 - 1)`` when shrinking, so that both methods see an unaliased image). The warp
 is a known homography, so a match is *exactly* correct when its reprojection error
-``|H p1 - p2|`` is below 3 pixels (:func:`classicvision.evaluation.homography_correct`).
+``|H p1 - p2|`` is below 3 pixels (:func:`classicvision.matching.evaluation.homography_correct`).
 
 All methods are run in the same process on the same images:
 
-* ours: :func:`classicvision.invariant.detect_and_describe_invariant` (library defaults: Lowe's
-  doubled first octave, as OpenCV) + :func:`classicvision.matching.match_descriptors` (ratio 0.8);
+* ours: :func:`classicvision.features.extract.detect_and_describe` (``detector="dog"``, library
+  defaults: Lowe's doubled first octave, as OpenCV; plain SIFT descriptors unless
+  ``--rootsift``) + :func:`classicvision.matching.match_descriptors` (ratio 0.8);
 * ours, no upsampling: the same with ``upsample=False`` (about a third of the work, fewer points);
 * OpenCV: ``cv2.SIFT.create().detectAndCompute`` on the 8-bit image + ``BFMatcher.knnMatch(k=2)``
   + ratio 0.8, sorted by ``1 - d1/d2``.
 
 Reported per rotation and per scale: accuracy among all ratio-test matches, the number of
 matches, and detect+describe seconds per image (median over images of the best of ``--repeat``
-calls, each after a ``--settle`` pause; see :func:`timed`); overall, also the accuracy among the
-100 most confident matches and the time relative to OpenCV's. Outputs
-``benchmarks/results/invariance.md`` and ``invariance.json``.
+calls, each after a ``--settle`` pause: :func:`_timing.measure` with ``pause``; see
+:func:`timed`); overall, also the accuracy among the
+100 most confident matches and the time relative to OpenCV's. Writes
+``invariance.md`` and ``invariance.json`` into ``--out`` (default ``benchmarks/results``).
 
 Usage::
 
     python benchmarks/bench_invariance.py [--quick] [--rootsift] [--repeat 3] [--settle 0.05] [--out benchmarks/results]
 
-(``--rootsift`` writes ``invariance_rootsift.md``/``.json``.)
+(``--rootsift`` writes ``invariance_rootsift.md``/``.json``.) Quick check:
+``--quick --repeat 1 --out /tmp/bench`` (camera only, four rotations, three scales).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from classicvision.evaluation import homography_correct
-from classicvision.filters import gaussian
-from classicvision.invariant import detect_and_describe_invariant
+from _timing import add_out_argument, machine_info, machine_line, measure, write_results
+from classicvision.features.extract import detect_and_describe
+from classicvision.features.filters import gaussian
 from classicvision.io import as_float_image
 from classicvision.matching import match_descriptors
+from classicvision.matching.evaluation import homography_correct
 
 ROTATIONS = (0, 30, 60, 90, 120, 150, 180)
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -71,9 +70,10 @@ ROOTSIFT = False
 
 
 def ours(image, upsample=True):
-    start = time.perf_counter()
-    points, _, _, descriptors = detect_and_describe_invariant(image, rootsift=ROOTSIFT, upsample=upsample)
-    return points, descriptors, time.perf_counter() - start
+    """The timed call of ours on ``image`` (float32): points and descriptors."""
+    keypoints, descriptors = detect_and_describe(image, detector="dog", upsample=upsample,
+                                                 descriptor="rootsift" if ROOTSIFT else "sift")
+    return keypoints.points, descriptors
 
 
 def ours_fast(image):
@@ -84,15 +84,26 @@ _SIFT = cv2.SIFT.create()
 _MATCHER = cv2.BFMatcher(cv2.NORM_L2)
 
 
-def opencv(image):
-    eight_bit = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    start = time.perf_counter()
-    keypoints, descriptors = _SIFT.detectAndCompute(eight_bit, None)
-    seconds = time.perf_counter() - start
+def eight_bit(image):
+    """OpenCV's input (untimed): the image in 8 bits."""
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+def opencv(image_u8):
+    """The timed call of OpenCV: ``detectAndCompute``; :func:`opencv_arrays` converts its result."""
+    return _SIFT.detectAndCompute(image_u8, None)
+
+
+def opencv_arrays(result):
+    keypoints, descriptors = result
     points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
     if descriptors is None:
         descriptors = np.zeros((0, 128), np.float32)
-    return points, descriptors.astype(np.float32), seconds
+    return points, descriptors.astype(np.float32)
+
+
+def identity(x):
+    return x
 
 
 def opencv_match(descriptors1, descriptors2, ratio=0.8):
@@ -115,7 +126,10 @@ def score(points1, points2, matches, H) -> dict:
             "accuracy_top": float(correct[:TOP].mean()) if len(correct) else 0.0}
 
 
-METHODS = {"ours": (ours, match_descriptors), "ours_fast": (ours_fast, match_descriptors)}
+# name: (prepare the input, untimed; the timed call; its result to (points, descriptors); match)
+METHODS = {"ours": (identity, ours, identity, match_descriptors),
+           "ours_fast": (identity, ours_fast, identity, match_descriptors),
+           "opencv": (eight_bit, opencv, opencv_arrays, opencv_match)}
 LABELS = {"ours": "ours", "ours_fast": "ours, no upsampling", "opencv": "OpenCV"}
 
 
@@ -123,32 +137,37 @@ SETTLE = 0.05
 REPEAT = 3
 
 
-def timed(describe, image):
-    """``describe(image)``'s points and descriptors, and its shortest time over ``REPEAT`` calls,
-    each after a ``SETTLE`` s pause. Without the pause a method pays for the one before it:
-    OpenCV's worker threads spin-wait after a job (its matcher, then its detector), and measured
-    that doubled the time of the next call of ours (65 ms against 36 ms, ``--repeat 1 --settle 0``)."""
-    best = float("inf")
-    for _ in range(REPEAT):
-        time.sleep(SETTLE)
-        points, descriptors, seconds = describe(image)
-        best = min(best, seconds)
-    return points, descriptors, best
+def timed(method, image):
+    """``method``'s points and descriptors of ``image``, and its shortest time over ``REPEAT`` calls,
+    each after a ``SETTLE`` s pause (:func:`_timing.measure`, no warm-up: the kernels are compiled
+    before the suite). Without the pause a method pays for the one before it: OpenCV's worker
+    threads spin-wait after a job (its matcher, then its detector), and measured that doubled the
+    time of the next call of ours (65 ms against 36 ms, ``--repeat 1 --settle 0``)."""
+    prepare, call, finish, _ = METHODS[method]
+    argument = prepare(image)
+    timing = measure(lambda: call(argument), REPEAT, warmup=0, pause=SETTLE)
+    points, descriptors = finish(timing.result)
+    return points, descriptors, timing.best
+
+
+def describe_once(method, image):
+    """``method``'s points and descriptors of ``image``, untimed."""
+    prepare, call, finish, _ = METHODS[method]
+    return finish(call(prepare(image)))
 
 
 def run(images: dict, rotations=ROTATIONS, scales=SCALES) -> list[dict]:
-    methods = {**METHODS, "opencv": (opencv, opencv_match)}
     rows = []
     for name, image in images.items():
-        reference = {method: describe(image) for method, (describe, _) in methods.items()}
+        reference = {method: describe_once(method, image) for method in METHODS}
         for degrees in rotations:
             for scale in scales:
                 warped, H = warp(image, degrees, scale)
                 row = {"image": name, "rotation": degrees, "scale": scale}
-                for method, (describe, match) in methods.items():
-                    p1, d1, _ = reference[method]
-                    p2, d2, seconds = timed(describe, warped)
-                    matches, _ = match(d1, d2)
+                for method in METHODS:
+                    p1, d1 = reference[method]
+                    p2, d2, seconds = timed(method, warped)
+                    matches, _ = METHODS[method][3](d1, d2)
                     row[method] = dict(score(p1, p2, matches, H), seconds=seconds, points=int(len(p2)))
                 rows.append(row)
     return rows
@@ -186,7 +205,7 @@ def report(rows: list[dict]) -> str:
             lines.append("| " + " | ".join([str(v)] + cells) + " |")
         lines.append("")
     lines += ["## Overall", "",
-              "| method | accuracy all | accuracy top{} | matches | s/img (median) | time vs OpenCV |".format(TOP),
+              f"| method | accuracy all | accuracy top{TOP} | matches | s/img (median) | time vs OpenCV |",
               "|---|---|---|---|---|---|"]
     opencv_seconds = _median(rows, "opencv", "seconds")
     for method in methods:
@@ -194,16 +213,14 @@ def report(rows: list[dict]) -> str:
         lines.append("| {} | {:.1%} | {:.1%} | {:.0f} | {:.3f} | {:.2f}x |".format(
             LABELS[method], _mean(rows, method, "accuracy"), _mean(rows, method, "accuracy_top"),
             _mean(rows, method, "matches"), seconds, seconds / opencv_seconds))
-    lines += ["", f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, OpenCV "
-              f"{cv2.__version__} ({cv2.getNumThreads()} threads), load average at the end "
-              f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}.", ""]
+    lines += ["", machine_line(machine_info()) + " (Load average at the end.)", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     global ROOTSIFT, REPEAT, SETTLE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    add_out_argument(parser)
     parser.add_argument("--quick", action="store_true", help="camera only, four rotations, three scales")
     parser.add_argument("--rootsift", action="store_true", help="our descriptors as RootSIFT (OpenCV stays SIFT)")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="timed calls per image and method (best kept)")
@@ -215,16 +232,13 @@ def main(argv=None) -> int:
         images, rotations, scales = load_images(("camera",)), (0, 30, 90, 150), (0.5, 1.0, 2.0)
     else:
         images, rotations, scales = load_images(), ROTATIONS, SCALES
-    for describe, _ in METHODS.values():  # compile the numba kernels outside the timings
-        describe(images[next(iter(images))])
+    first = images[next(iter(images))]
+    for method in ("ours", "ours_fast"):  # compile the numba kernels outside the timings
+        METHODS[method][1](first)
     rows = run(images, rotations, scales)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    text = report(rows) + f"\nOurs with rootsift={ROOTSIFT}.\n"
-    (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps({"rows": rows, "rootsift": ROOTSIFT, "opencv": cv2.__version__,
-                                                  "repeat": REPEAT, "settle": SETTLE},
-                                                 indent=1))
+    text = report(rows) + f"\nOurs with descriptor={'rootsift' if ROOTSIFT else 'sift'}.\n"
+    write_results(args.out, name, text, {"rows": rows, "rootsift": ROOTSIFT, "repeat": REPEAT, "settle": SETTLE,
+                                         "quick": args.quick, "machine": machine_info()})
     print(text)
     return 0
 
