@@ -80,12 +80,37 @@ def test_too_few_matches(model):
     assert matrix is None and inliers.shape == (0,) and inliers.dtype == bool
 
 
-def test_reproducible():
-    p1, p2, matches, _ = _homography_data(n_out=120, seed=3)
-    a = verify_matches(p1, p2, matches, random_state=5)
-    b = verify_matches(p1, p2, matches, random_state=5)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+def _two_planes(seed=0):
+    """300 matches: 100 on H_TRUE, 100 on another homography, 100 outliers. Either plane is an
+    equally good answer, so which one a robust fit returns depends on its random samples."""
+    rng = np.random.default_rng(seed)
+    h_other = np.array([[1.1, 0.1, -40.0], [-0.15, 0.95, 25.0], [-1e-4, 1e-4, 1.0]])
+    p1 = rng.uniform(0, 500, (300, 2))
+    p2 = rng.uniform(0, 500, (300, 2))
+    for rows, h in ((slice(0, 100), H_TRUE), (slice(100, 200), h_other)):
+        q = np.c_[p1[rows], np.ones(100)] @ h.T
+        p2[rows] = q[:, :2] / q[:, 2:] + rng.normal(0, 0.3, (100, 2))
+    return p1.astype(np.float32), p2.astype(np.float32), np.stack([np.arange(300)] * 2, axis=1)
+
+
+def _plane_of(inliers):
+    """0 or 1: which plane the inliers are (all of one and none of the other), else fail."""
+    counts = inliers[:100].sum(), inliers[100:200].sum()
+    assert sorted(counts) == [0, 100] and inliers[200:].sum() <= 3, counts
+    return int(counts[1] == 100)
+
+
+@pytest.mark.parametrize("method", ["magsac", "ransac"])
+def test_reproducible(method):
+    p1, p2, matches = _two_planes()
+    runs = [verify_matches(p1, p2, matches, method=method, random_state=seed) for seed in range(8)]
+    for seed in (0, 5):                     # the same seed repeats exactly
+        again = verify_matches(p1, p2, matches, method=method, random_state=seed)
+        np.testing.assert_array_equal(again[0], runs[seed][0])
+        np.testing.assert_array_equal(again[1], runs[seed][1])
+    planes = [_plane_of(inliers) for inliers, _ in runs]
+    assert 0 < sum(planes) < len(planes), planes    # other seeds find the other plane
+    assert len({matrix.tobytes() for _, matrix in runs}) > 1
 
 
 def test_matches_index_through_a_permutation():

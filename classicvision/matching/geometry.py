@@ -14,8 +14,9 @@ The estimator is OpenCV's USAC with MAGSAC++ scoring (Barath et al. 2020), which
 over the noise scale so that ``threshold`` is an upper bound rather than a hard cut and the
 result depends little on it, with local optimization and a final iteratively reweighted least
 squares polish. Its random generator is seeded from ``random_state`` (``UsacParams``), so the
-result is reproducible. ``method="ransac"`` selects OpenCV's classic RANSAC instead, seeded
-through ``cv2.setRNGSeed``.
+result is reproducible. ``method="ransac"`` selects OpenCV's classic RANSAC instead; its own
+generator has a fixed seed, so ``random_state`` acts there by shuffling the order of the matches
+(and the mask is returned in the input order).
 
 Too few matches to fit the model (fewer than 4 for a homography, 8 for a fundamental matrix)
 is an answer, not an error: every match is an outlier and the matrix is ``None``. So is a model
@@ -134,13 +135,21 @@ def verify_matches(points1, points2, matches, *, model: str = "homography", thre
             else:
                 matrix, mask = cv2.findFundamentalMat(src, dst, params)
         else:
-            cv2.setRNGSeed(seed)
+            # OpenCV's classic RANSAC draws from a generator of its own with a fixed seed
+            # (cv2.setRNGSeed does not reach it, and would change global state): the seed acts
+            # through the order of the matches instead, undone on the mask.
+            order = np.random.RandomState(seed).permutation(len(matches))
+            src, dst = src[order], dst[order]
             if model == "homography":
                 matrix, mask = cv2.findHomography(src, dst, cv2.RANSAC, float(threshold), maxIters=int(max_iters),
                                                   confidence=float(confidence))
             else:
                 matrix, mask = cv2.findFundamentalMat(src, dst, cv2.FM_RANSAC, float(threshold),
                                                       float(confidence), int(max_iters))
+            if mask is not None:
+                unpermuted = np.empty_like(mask.ravel())
+                unpermuted[order] = mask.ravel()
+                mask = unpermuted
     except cv2.error:
         return inliers, None
     if matrix is None or mask is None or matrix.shape != (3, 3) or not np.isfinite(matrix).all():
