@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from classicvision._kernels import blur as _bk
@@ -43,22 +44,22 @@ def test_upsample_and_blur_match_references(small_camera):
 
 @pytest.mark.parametrize("shape", [(17, 23), (40, 13), (150, 257)])
 @pytest.mark.parametrize("sigma", [0.8, 1.226, 1.545, 3.09])
-def test_mirror_blur_matches_references(shape, sigma):
+def test_pyramid_blur_matches_references(shape, sigma):
     image = np.random.default_rng(shape[1]).random(shape).astype(np.float32)
     g = gaussian_kernel1d(sigma)
-    got = _bk._mirror_blur(image, g)          # r = 2..12: odd and even radii, r close to the side
-    np.testing.assert_allclose(got, _bk._mirror_blur_reference(image, g), atol=1e-6)
+    got = _bk._blur(image, g, "mirror")       # r = 2..12: odd and even radii, r close to the side
+    np.testing.assert_allclose(got, _bk._blur_reference(image, g, "mirror"), atol=1e-6)
     opencv = cv2.sepFilter2D(image, cv2.CV_32F, g, g, borderType=cv2.BORDER_REFLECT_101)
     np.testing.assert_allclose(got, opencv, atol=1e-6)
-    np.testing.assert_allclose(_blur(image, sigma), got)
-    serial = _bk._mirror_blur_serial(image, g[g.size // 2:].copy(), np.empty_like(image), 1)
-    threaded = _bk._mirror_blur_parallel(image, g[g.size // 2:].copy(), np.empty_like(image), 5)
+    np.testing.assert_array_equal(_blur(image, sigma), got)
+    serial = _bk._blur(image, g, "mirror", n_bands=1)
+    threaded = _bk._blur(image, g, "mirror", n_bands=5)
     np.testing.assert_array_equal(serial, threaded)  # bands change nothing
 
 
 def test_blur_falls_back_to_opencv_on_levels_smaller_than_the_kernel():
     image = np.random.default_rng(1).random((9, 30)).astype(np.float32)
-    assert _bk._mirror_blur(image, gaussian_kernel1d(3.0)) is None      # radius 12 >= 9 rows
+    assert _bk._blur(image, gaussian_kernel1d(3.0), "mirror") is None     # radius 12 >= 9 rows
     np.testing.assert_allclose(_blur(image, 3.0), gaussian(image, 3.0, mode="mirror"), atol=1e-6)
 
 
@@ -102,6 +103,45 @@ def test_pyramid_shapes_and_blur():
     assert all(o.dtype == np.float32 for o in pyramid.octaves)
     assert float(pyramid.octave_factor(0)) == 0.5 and float(pyramid.octave_factor(3)) == 4.0
     assert gaussian_pyramid(np.zeros((64, 64)), upsample=False, n_octaves=2).octaves[0].shape == (6, 64, 64)
+
+
+@pytest.mark.parametrize("upsample", [True, False])
+def test_pyramid_levels_have_the_blur_they_claim(upsample):
+    # A delta at input pixel (128, 120): level l of octave o claims blur sigma 2**(l/s) octave px in
+    # all, of which assumed_blur = 0.5 input px was in the input already. The kernels it went
+    # through therefore have variance sigma_l**2 - (0.5 / f)**2 octave px**2 (f = input px per
+    # octave px); the doubling's linear interpolation adds the tent [1/4, 1/2, 1/4] of the base,
+    # variance 1/2 base px**2 = 1/8 input px**2. Variances of the spread of the delta add up.
+    image = np.zeros((240, 256), np.float32)
+    image[120, 128] = 1.0
+    pyramid = gaussian_pyramid(image, n_scales=3, upsample=upsample, n_octaves=3)
+    assert len(pyramid.octaves) == 3
+    for o, stack in enumerate(pyramid.octaves):
+        f = float(pyramid.octave_factor(o))
+        yy, xx = np.mgrid[:stack.shape[1], :stack.shape[2]]
+        for level_index, level in enumerate(stack.astype(np.float64)):
+            mass = level.sum()
+            np.testing.assert_allclose(mass * f * f, 1.0, rtol=1e-4)          # kernels sum to 1
+            cx, cy = (level * xx).sum() / mass, (level * yy).sum() / mass
+            np.testing.assert_allclose([cx * f, cy * f], [128, 120], atol=1e-3)  # pixel x = input f x
+            claimed = ((1.6 * 2 ** (level_index / 3)) ** 2 - (0.5 / f) ** 2
+                       + (0.125 / f ** 2 if upsample else 0.0))
+            variance = [(level * (xx - cx) ** 2).sum() / mass, (level * (yy - cy) ** 2).sum() / mass]
+            np.testing.assert_allclose(variance, claimed, rtol=2e-3)          # 4-sigma truncation: -0.05%
+
+
+def test_pyramid_levels_equal_one_gaussian_of_the_input(small_camera):
+    # Without doubling, octave o level l is the input blurred by one Gaussian of
+    # sqrt((2**o sigma_l)**2 - 0.5**2) input px (scipy.ndimage), then sampled every 2**o pixels
+    # (away from the border, where octave o reflects its own, sampled, edge).
+    pyramid = gaussian_pyramid(small_camera, upsample=False, n_octaves=2)
+    for o in range(2):
+        for level_index in range(6):
+            total = 2 ** o * 1.6 * 2 ** (level_index / 3)
+            want = ndimage.gaussian_filter(small_camera.astype(np.float64), np.sqrt(total ** 2 - 0.25),
+                                           mode="mirror")[::2 ** o, ::2 ** o]
+            inner = (slice(16 * o, want.shape[0] - 16 * o), slice(16 * o, want.shape[1] - 16 * o))
+            np.testing.assert_allclose(pyramid.octaves[o][level_index][inner], want[inner], atol=2e-4)
 
 
 @pytest.mark.parametrize("sigma, upsample", [(2.0, True), (3.0, True), (5.0, True), (3.0, False), (5.0, False)])

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from classicvision._kernels.gradient import _orientation_field, _orientation_field_reference
 from classicvision._kernels.sift import _describe, _describe_reference, _normalize_rows, _normalize_rows_reference
 from classicvision.features._gaussian import smooth_symmetric as _smooth
-from classicvision.features.keypoints import to_cv2_keypoints
+from classicvision.features.keypoints import Keypoints, to_cv2_keypoints
 from classicvision.features.sift import sift_descriptors
 
 CV2_BIN = (-np.arange(8)) % 8     # OpenCV counts orientations with y up: its bin -b is our bin b
@@ -138,15 +139,71 @@ def test_border_point_is_described_on_the_mirrored_image():
         np.testing.assert_allclose(d, e, atol=2e-5)
 
 
-def test_orientation_zero_equals_upright_and_multiple_sizes():
+@pytest.mark.parametrize("n_cells, n_orientations", [(4, 8), (3, 6)])
+def test_orientation_zero_equals_upright_reference(n_cells, n_orientations):
+    # orientation=0 given explicitly (overriding the keypoints' own, or as 2 pi, which wraps to 0)
+    # is the upright descriptor of the numpy reference: scipy's Gaussian (symmetric border), the
+    # gradients of the padded image, explicit triangle weights; then the numpy normalization.
     image = _random_image(4)
-    points = np.array([[20.0, 20.0], [25.3, 17.8], [30.0, 31.0]], np.float32)
-    sizes = np.array([16.0, 9.0, 24.0])
-    np.testing.assert_allclose(sift_descriptors(image, points, size=sizes),
-                               sift_descriptors(image, points, size=sizes, orientation=np.zeros(3)),
-                               atol=1e-6)
-    d = sift_descriptors(image, points, size=sizes, n_cells=3, n_orientations=6)
-    assert d.shape == (3, 54)
+    points = np.array([[20.0, 20.0], [25.3, 17.8], [30.0, 31.0], [-3.0, 44.5]], np.float32)
+    sizes = np.array([16.0, 9.0, 24.0, 13.0])
+    smoothed = ndimage.gaussian_filter(image.astype(np.float64), 1.0, mode="reflect", truncate=4.0)
+    raw = _describe_reference(smoothed, points[:, 0], points[:, 1], sizes, np.zeros(4), n_cells, n_orientations)
+    want = _normalize_rows_reference(raw, 0.2, False)
+    assert want.shape == (4, n_cells ** 2 * n_orientations)
+    keypoints = Keypoints.from_points(points, scale=sizes / (4 * 3.0), orientation=[1.0, -2.0, 3.0, 0.5])
+    for keys, orientation in ((points, 0.0), (points, np.full(4, 2 * np.pi)), (keypoints, np.zeros(4))):
+        got = sift_descriptors(image, keys, size=sizes, orientation=orientation, n_cells=n_cells,
+                               n_orientations=n_orientations)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    # The keypoints' own orientation is used when orientation is None: not the upright descriptor.
+    turned = sift_descriptors(image, keypoints, size=sizes, n_cells=n_cells, n_orientations=n_orientations)
+    assert np.abs(turned - want).max(axis=1).min() > 0.05
+
+
+def test_orientation_zero_overrides_keypoints_like_opencv(camera):
+    # OpenCV describes the same KeyPoints with angle 0 (to_cv2_keypoints with orientation=0).
+    image_u8 = (camera * 255).round().astype(np.uint8)
+    rng = np.random.default_rng(7)
+    points = rng.integers(30, 480, (100, 2)).astype(np.float32)
+    keypoints = Keypoints.from_points(points, scale=16.0 / 12, orientation=rng.uniform(-np.pi, np.pi, 100))
+    ours = sift_descriptors(image_u8, keypoints, orientation=0.0, sigma=1.52)
+    theirs = _cv2_descriptors(image_u8, points, 16.0, np.zeros(100))
+    cosine = (ours * theirs).sum(axis=1)
+    assert np.median(cosine) > 0.995 and cosine.min() > 0.97
+
+
+def _waves(shape, zoom, seed=0):
+    """A smooth analytic image (a sum of 12 plane waves, wavelengths >= 8 px at zoom 1) sampled
+    so that pixel (x, y) sits at (x / zoom, y / zoom) of the zoom-1 image."""
+    rng = np.random.default_rng(seed)
+    waves = rng.normal(size=(12, 2)) * 0.12
+    phases = rng.uniform(0, 2 * np.pi, 12)
+    amplitudes = rng.uniform(0.02, 0.05, 12)
+    yy, xx = np.mgrid[:shape[0], :shape[1]] / zoom
+    image = 0.5 + sum(a * np.cos(w[0] * xx + w[1] * yy + p) for w, p, a in zip(waves, phases, amplitudes))
+    return image.astype(np.float32)
+
+
+@pytest.mark.parametrize("oriented", [False, True])
+def test_sizes_follow_the_image_scale(oriented):
+    # The same scene sampled twice as densely: point 2p with support 2s and smoothing 2 sigma
+    # sees what p with s and sigma sees. Each point keeps its own size in one call.
+    rng = np.random.default_rng(1)
+    points = rng.uniform(18, 46, (20, 2)).astype(np.float32)
+    sizes = rng.uniform(8, 24, 20)
+    orientation = rng.uniform(-np.pi, np.pi, 20) if oriented else None
+    small = sift_descriptors(_waves((64, 64), 1), points, size=sizes, orientation=orientation, sigma=1.0)
+    large_image = _waves((128, 128), 2)
+    large = sift_descriptors(large_image, 2 * points, size=2 * sizes, orientation=orientation, sigma=2.0)
+    cosine = (small * large).sum(axis=1)
+    assert cosine.min() > 0.999
+    # A support that does not follow the image (1.6 s instead of 2 s), or sizes given to the wrong
+    # points, describe something else.
+    wrong = sift_descriptors(large_image, 2 * points, size=1.6 * sizes, orientation=orientation, sigma=2.0)
+    assert np.median((small * wrong).sum(axis=1)) < 0.99 and (small * wrong).sum(axis=1).max() < 0.9992
+    swapped = sift_descriptors(large_image, 2 * points, size=2 * sizes[::-1], orientation=orientation, sigma=2.0)
+    assert np.median((small * swapped).sum(axis=1)) < 0.98 and (small * swapped).sum(axis=1).min() < 0.9
 
 
 # ---- rotation: 90 degrees permutes cells and bins ------------------------------------------------
