@@ -51,7 +51,7 @@ frequencies.
     code(SETUP + """
 from skimage import data
 from classicvision import as_float_image
-from classicvision.filters import (sobel, gaussian_gradient, magnitude_orientation,
+from classicvision.features.filters import (sobel, gaussian_gradient, magnitude_orientation,
                                    gaussian_kernel1d, gaussian_derivative_kernel1d)
 
 image = as_float_image(data.camera())
@@ -170,15 +170,16 @@ clipped at 0.2 and renormalized.
     code(SETUP + """
 from skimage import data
 from classicvision import as_float_image
-from classicvision.harris import harris_response, harris
-from classicvision.sift import sift_descriptors
+from classicvision.features.harris import harris_response, harris
+from classicvision.features.sift import sift_descriptors
 from classicvision.viz import plot_descriptors
 
 image = as_float_image(data.camera())"""),
     md("## Response map and detected points"),
     code("""
 response = harris_response(image, k=0.04, sigma=1.0)
-points, responses = harris(image, k=0.04, sigma=1.0, threshold_rel=0.001, max_points=300)
+keypoints = harris(image, k=0.04, sigma=1.0, threshold_rel=0.001, max_points=300)
+points, responses = keypoints.points, keypoints.response
 points.shape, points.dtype, responses[:3]"""),
     code("""
 fig, axes = plt.subplots(1, 2, figsize=(12, 6))
@@ -275,14 +276,14 @@ correspondences of Notre Dame.
 """),
     code(SETUP + """
 from classicvision.datasets import stereo_pair, find_data_dir, load_pair
-from classicvision.pipeline import detect_and_describe, match_images
-from classicvision.matching import match_descriptors
-from classicvision.evaluation import disparity_check, ground_truth_correct
+from classicvision.features.extract import detect_and_describe
+from classicvision.matching import match_images, match_descriptors
+from classicvision.matching.evaluation import disparity_check, ground_truth_correct
 from classicvision.viz import plot_matches"""),
     md("## Motorcycle stereo pair"),
     code("""
 left, right, disparity = stereo_pair()
-result = match_images(left, right, max_points=2000, max_ratio=0.8)
+result = match_images(left, right, max_ratio=0.8)  # DoG keypoints, orientations, RootSIFT
 correct, known = disparity_check(result.points1, result.points2, result.matches, disparity, tolerance=2.0)
 print(f"{len(result.matches)} matches, {known.sum()} with known disparity, "
       f"accuracy {correct[known].mean():.1%}")
@@ -294,14 +295,35 @@ plot_matches(left, right, result.points1, result.points2, result.matches[:top],
              correct=correct[:top], ax=ax)
 ax.set_title(f"{top} most confident matches: green correct (within 2 px of the disparity), red wrong");"""),
     md("""
+## Why the default detector is DoG
+
+`match_images` uses DoG keypoints with dominant orientations by default. Upright Harris corners
+(`detector="harris"`, the course's baseline and the fastest) are one keyword away, but they are
+neither scale- nor rotation-invariant: on the bundled `camera` image turned by 90 degrees, with
+the exact truth of the known warp, only DoG still matches.
+"""),
+    code("""
+import cv2
+from classicvision.matching.evaluation import homography_accuracy
+
+from skimage import data as skdata
+camera = skdata.camera().astype(np.float32) / 255
+turned = np.ascontiguousarray(np.rot90(camera))
+H = np.array([[0, 1, 0], [-1, 0, camera.shape[1] - 1], [0, 0, 1]], float)   # (x, y) -> (y, W - 1 - x)
+for detector in ("dog", "harris"):
+    r = match_images(camera, turned, detector=detector)
+    print(f"{detector:6s}: {len(r.matches):5d} matches, top-100 correct within 3 px: "
+          f"{homography_accuracy(r.points1, r.points2, r.matches[:100], H):.0%}, {r.seconds['total']:.2f} s")"""),
+    md("""
 ## Precision vs ratio threshold
 
 A lower `max_ratio` keeps fewer, more distinctive matches. We describe the two images once and
 re-run the ratio test for a range of thresholds.
 """),
     code("""
-points1, descriptors1 = detect_and_describe(left, max_points=2000)
-points2, descriptors2 = detect_and_describe(right, max_points=2000)
+keypoints1, descriptors1 = detect_and_describe(left)
+keypoints2, descriptors2 = detect_and_describe(right)
+points1, points2 = keypoints1.points, keypoints2.points
 thresholds = np.linspace(0.3, 1.0, 15)
 
 def precision_curve(score):
@@ -340,7 +362,7 @@ print("data folder:", data, "| pairs found" if has_pairs else "| no pairs: secti
 if has_pairs:
     scale = 0.5
     notre1, notre2, ground_truth = load_pair("notre_dame", root=data, scale=scale)
-    notre = match_images(notre1, notre2, max_points=3000)
+    notre = match_images(notre1, notre2)
     notre_correct = ground_truth_correct(notre.points1, notre.points2, notre.matches, ground_truth,
                                          scale=scale, tolerance=40.0)
     print(f"{len(notre.matches)} matches, top-100 accuracy {notre_correct[:100].mean():.1%}")
@@ -350,8 +372,9 @@ if has_pairs:
     ax.set_title("Notre Dame: 100 most confident matches")"""),
     code("""
 if has_pairs:
-    points1, descriptors1 = detect_and_describe(notre1, max_points=3000)
-    points2, descriptors2 = detect_and_describe(notre2, max_points=3000)
+    keypoints1, descriptors1 = detect_and_describe(notre1)
+    keypoints2, descriptors2 = detect_and_describe(notre2)
+    points1, points2 = keypoints1.points, keypoints2.points
     notre_accuracy, notre_count = precision_curve(lambda m: (
         ground_truth_correct(points1, points2, m, ground_truth, scale=scale, tolerance=40.0),
         np.ones(len(m), bool)))
@@ -373,7 +396,7 @@ whole data set (minutes to hours).
 from sklearn.svm import LinearSVC
 from sklearn.metrics import confusion_matrix, accuracy_score
 from classicvision.datasets import find_data_dir, load_image_folder, read_images
-from classicvision.bovw import DenseSIFT, BagOfWords
+from classicvision.recognition import DenseSIFT, BagOfWords
 from classicvision.viz import plot_confusion_matrix
 
 FULL = False
@@ -488,7 +511,7 @@ bovw_confusion = confusion_matrix(test_labels, bovw_predicted, labels=np.arange(
 print(f"bag of words + LinearSVC: accuracy {accuracy_score(test_labels, bovw_predicted):.1%}")"""),
     code("""
 try:
-    from classicvision.cnn import CNNClassifier
+    from classicvision.recognition.cnn import CNNClassifier
     import torch  # noqa: F401
     has_torch = True
 except ImportError as error:
