@@ -8,7 +8,7 @@ import pytest
 
 import threading
 
-from classicvision._kernels.blur import _smooth_symmetric, _smooth_symmetric_reference
+from classicvision._kernels.blur import _blur, _blur_scratch_size
 from classicvision._kernels.dense_sift import _dense_raw, _dense_raw_reference
 from classicvision._kernels.separable import _separable_valid
 from classicvision.features.dense_sift import _grid_counts, _pooling_kernels, dense_grid, dense_sift, dense_sift_multi
@@ -98,14 +98,25 @@ def test_multi_concatenates_sizes(textured):
 
 @pytest.mark.parametrize("sigma", [0.5, 0.75, 1.0, 1.2, 1.6])  # radii 2, 3, 4, 5, 6
 def test_smooth_kernel_equals_sparse_smoothing(textured, sigma):
+    from scipy import ndimage
+
+    from classicvision.features.dense_sift import _smoothed
+
+    # The sparse descriptor's smoothing is scipy's Gaussian with the symmetric border ('reflect',
+    # dcba|abcd, the same 4-sigma kernel) and OpenCV's BORDER_REFLECT...
+    sparse = _smooth(textured, sigma)
+    want = ndimage.gaussian_filter(textured.astype(np.float64), sigma, mode="reflect", truncate=4.0)
+    np.testing.assert_allclose(sparse, want, atol=1e-6)
     g = gaussian_kernel1d(sigma)
-    got = _smooth_symmetric(textured, g)
-    np.testing.assert_array_equal(got, _smooth(textured, sigma))      # the sparse smoothing is this
-    padded = _separable_valid(np.pad(textured, g.size // 2, mode="symmetric"), g, g)   # unfolded taps
-    np.testing.assert_allclose(got, padded, atol=1e-6)
-    np.testing.assert_allclose(got, _smooth_symmetric_reference(textured, g), atol=1e-6)
-    np.testing.assert_allclose(got, cv2.sepFilter2D(textured, -1, g, g, borderType=cv2.BORDER_REFLECT),
+    np.testing.assert_allclose(sparse, cv2.sepFilter2D(textured, -1, g, g, borderType=cv2.BORDER_REFLECT),
                                atol=1e-6)
+    # ... and the dense one (bands over threads, its own workspace, uint8 scaled on the fly) gives
+    # the very same values, so dense and sparse descriptors see the same image.
+    for threads in (1, 3):
+        np.testing.assert_array_equal(_smoothed(textured, sigma, threads=threads).copy(), sparse)
+    u8 = (textured / textured.max() * 255).round().astype(np.uint8)
+    np.testing.assert_allclose(_smoothed(u8, sigma, 1 / 255).copy(),
+                               _smooth(u8.astype(np.float32) / 255, sigma), atol=1e-6)
 
 
 def _kernel_args(shape, step, size, n_cells=4):
@@ -179,14 +190,14 @@ def test_float32_bins_match_float64_bins():
 
 @pytest.mark.parametrize("n_bands", [2, 3])
 def test_parallel_kernels_equal_single_thread(textured, n_bands):
-    from classicvision._kernels.blur import _smooth_scratch_size, _smooth_symmetric_parallel
     from classicvision._kernels.dense_sift import _band_scratch_size, _dense_raw_parallel
 
     g = gaussian_kernel1d(1.0)
-    scratch = np.full(_smooth_scratch_size(textured.shape, g.size // 2, n_bands), np.nan, np.float32)
+    scratch = np.full(_blur_scratch_size(textured.shape, g.size // 2, n_bands), np.nan, np.float32)
     np.testing.assert_array_equal(
-        _smooth_symmetric_parallel(textured, g, 1.0, n_bands, np.empty_like(textured), scratch),
-        _smooth_symmetric(textured, g))
+        _blur(textured, g, "reflect", x_first=True, n_bands=n_bands, out=np.empty_like(textured),
+              scratch=scratch),
+        _blur(textured, g, "reflect", x_first=True, n_bands=1))
     kernel, t_lo, t_hi, n_rows, n_cols = _kernel_args(textured.shape, 4, 16)
     single = _dense_raw(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True)
     np.testing.assert_array_equal(

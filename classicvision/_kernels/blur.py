@@ -1,20 +1,35 @@
-"""Numba kernels for the Gaussian pyramid (the blurs of each octave and the doubled first image),
-with the plain-numpy references they are tested against.
+"""Numba kernels for Gaussian blurs and the pyramid's doubling, with the plain-numpy references
+they are tested against.
 
-:func:`_mirror_blur` correlates an image with a symmetric kernel ``g`` (odd length ``2 r + 1``,
-``g[r - k] == g[r + k]``) along y, then along x, with the mirror border of OpenCV's
-``BORDER_REFLECT_101`` (``dcb|abcd|cba``): the blur of :func:`classicvision.scale_space._blur`.
+:func:`_blur` is the one blur of the package: the correlation of an image with a symmetric kernel
+``g`` (odd length ``2 r + 1``, ``g[r - k] == g[r + k]``) along x and along y, with a border mode
+(scipy.ndimage's names)::
 
-Why not ``cv2.sepFilter2D``, which computes the same sums: per output row the kernel forms the
-y-pass in a row buffer that stays in the L1 cache, mirrors its ends in place, and runs the x-pass
-from it, and it folds the symmetric taps, ``g[k] (a + b)``, two pairs per sweep. Every loop runs
-over whole rows from index 0 (numba wraps possibly negative indices, which stops LLVM from
-vectorizing), so each sweep is SIMD. Whole pyramids built with it against the same blurs by
-``sepFilter2D``, two threads each: 1.1-1.8x faster (``benchmarks/bench_local_features.py``,
-rows "Gaussian pyramid"; the spread is this shared machine's).
+    'mirror'   dcb|abcd|cba   OpenCV BORDER_REFLECT_101, numpy 'reflect'   needs r < n
+    'reflect'  dcba|abcd|dcba OpenCV BORDER_REFLECT,     numpy 'symmetric' needs r <= n
+    'nearest'  aaa|abcd|ddd   OpenCV BORDER_REPLICATE,   numpy 'edge'      any r
+    'wrap'     bcd|abcd|abc   OpenCV BORDER_WRAP,        numpy 'wrap'      needs r <= n
+
+(``n`` the height and the width). It serves the Gaussian pyramid
+(:func:`classicvision.features.scale_space._blur`, ``'mirror'``), the descriptors' smoothing
+(:func:`classicvision.features._gaussian.smooth_symmetric` and the dense SIFT,
+``'reflect'``) and :func:`classicvision.features.filters.gaussian`.
+
+Both passes fold the symmetric taps, ``g[k] (a + b)``, two pairs per sweep over a row (when ``r``
+is odd, tap 1 joins tap 0 in the first sweep), and every sweep runs over whole rows from index
+0, so that it is SIMD (numba wraps possibly negative indices, which stops LLVM from vectorizing).
+The rows are split into bands (numba threads in the parallel build; the same values for any
+number of bands). Two pass orders, which round differently:
+
+* ``x_first=False``: per output row, the y-pass of the rows it reads into a row buffer with
+  ``r`` spare pixels each side, the border written into them, then the x-pass from it into
+  ``out``. One buffer row per band.
+* ``x_first=True``: per band, the x-pass of the band's rows and the ``2 r`` border rows it reads
+  into ``scratch`` (each input pixel read once, as ``float32(image) * scale``: a uint8 image is
+  converted on the fly), then the y-pass from ``scratch`` into ``out``.
+
+With ``x_first=False`` a ``scale`` multiplies the y-pass rows before the x-pass.
 """
-
-from __future__ import annotations
 
 from __future__ import annotations
 
@@ -23,18 +38,41 @@ from numba import njit, prange
 
 from .jit import build
 
+MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
+BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
+_NUMPY_PAD = {"mirror": "reflect", "reflect": "symmetric", "nearest": "edge", "wrap": "wrap"}
+_PARALLEL_PIXELS = 1 << 16                       # images from this size get threads (bands)
+_BANDS = 16
+
 
 @njit(cache=True, inline="always")
-def _reflect101(i, n):
-    """Index ``i`` in ``[0, 2 n - 1)`` mirrored into ``range(n)`` without repeating the edge."""
-    return 2 * (n - 1) - i if i >= n else i
+def _border_index(i, n, border):
+    """Index of ``i`` in the extension of ``range(n)`` by ``border`` (``i`` within the radius the
+    mode allows, see the module docstring)."""
+    if 0 <= i < n:
+        return i
+    if border == MIRROR:
+        return -i if i < 0 else 2 * (n - 1) - i
+    if border == REFLECT:
+        return -i - 1 if i < 0 else 2 * n - 1 - i
+    if border == NEAREST:
+        return 0 if i < 0 else n - 1
+    return i + n if i < 0 else i - n              # no modulo: it costs a division check per row
+
+
+@njit(cache=True, inline="always")
+def _fill_border(padded, r, width, border):
+    """Write the ``r`` spare pixels each side of the row ``padded[r:r + width]`` by ``border``."""
+    for k in range(1, r + 1):
+        padded[r - k] = padded[r + _border_index(-k, width, border)]
+        padded[r + width - 1 + k] = padded[r + _border_index(width - 1 + k, width, border)]
 
 
 @njit(cache=True, inline="always", fastmath=True)
 def _fold_row(padded, half, dst):
-    """``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the row
-    with ``r`` mirrored pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
-    sweep; when ``r`` is odd tap 1 joins tap 0 in the first sweep. Every sweep is SIMD."""
+    """x-pass: ``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the
+    row with ``r`` border pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
+    sweep; when ``r`` is odd tap 1 joins tap 0 in the first sweep."""
     width = dst.shape[0]
     r = half.shape[0] - 1
     odd = r % 2
@@ -55,65 +93,110 @@ def _fold_row(padded, half, dst):
             dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
 
 
-def _mirror_blur_impl(image, half, out, n_bands):
-    """``out = image`` blurred by the symmetric kernel whose taps ``k = 0..r`` are ``half[k]``.
-
-    ``image`` and ``out`` are ``(H, W)`` float32 (distinct), ``r < min(H, W)``. The rows are
-    split into ``n_bands`` bands (threads in the parallel build). Taps are taken two at a time;
-    when ``r`` is odd, tap 1 joins tap 0 in the first sweep (else that sweep adds ``0 * 2 src``).
-    """
-    height, width = image.shape
+@njit(cache=True, inline="always", fastmath=True)
+def _fold_rows(rows, i, half, border, dst):
+    """y-pass: ``dst = sum_k half[|k|] rows[i + k]`` for ``|k| <= r``, row indices extended by
+    ``border``; folded as :func:`_fold_row`."""
+    n = rows.shape[0]
+    width = dst.shape[0]
     r = half.shape[0] - 1
     odd = r % 2
-    first = 1 + odd                              # first tap of the pairs
     w0 = half[0]
     w1 = half[1] if odd else np.float32(0.0)
+    centre = rows[i]
+    above = rows[_border_index(i - odd, n, border)]
+    below = rows[_border_index(i + odd, n, border)]
+    for x in range(width):
+        dst[x] = w0 * centre[x] + w1 * (above[x] + below[x])
+    for k in range(1 + odd, r + 1, 2):
+        a = rows[_border_index(i - k, n, border)]
+        c = rows[_border_index(i + k, n, border)]
+        e = rows[_border_index(i - k - 1, n, border)]
+        f = rows[_border_index(i + k + 1, n, border)]
+        wa = half[k]
+        we = half[k + 1]
+        for x in range(width):
+            dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
+
+
+def _blur_impl(image, half, scale, border, x_first, n_bands, out, scratch):
+    """``out = image`` blurred by the symmetric kernel whose taps ``k = 0..r`` are ``half[k]``,
+    ``border`` a code of :data:`BORDERS`, the rows split into ``n_bands`` bands, pass order
+    ``x_first`` (module docstring). ``image`` ``(H, W)`` float32 (or uint8 with ``x_first``),
+    ``out`` ``(H, W)`` float32, distinct; ``scratch`` 1-D float32 of at least
+    :func:`_blur_scratch_size` when ``x_first`` (unused otherwise)."""
+    height, width = image.shape
+    r = half.shape[0] - 1
+    s = np.float32(scale)
+    per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width if x_first else 0
     for b in prange(n_bands):
-        padded = np.empty(width + 2 * r, np.float32)  # the y-pass of one row, mirrored r px
-        acc = padded[r:r + width]
-        for y in range(height * b // n_bands, height * (b + 1) // n_bands):
-            # y-pass into acc: tap 0 (and tap 1 when r is odd), then pairs of taps.
-            src = image[y]
-            above = image[abs(y - odd)]
-            below = image[_reflect101(y + odd, height)]
-            for x in range(width):
-                acc[x] = w0 * src[x] + w1 * (above[x] + below[x])
-            for k in range(first, r + 1, 2):
-                a = image[abs(y - k)]
-                c = image[_reflect101(y + k, height)]
-                e = image[abs(y - k - 1)]
-                f = image[_reflect101(y + k + 1, height)]
-                wa = half[k]
-                we = half[k + 1]
+        y_begin = height * b // n_bands
+        y_end = height * (b + 1) // n_bands
+        padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
+        centre = padded[r:r + width]
+        if x_first:
+            n_rows = y_end - y_begin + 2 * r
+            rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
+            for yy in range(n_rows):
+                src = image[_border_index(y_begin + yy - r, height, border)]
                 for x in range(width):
-                    acc[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
-            for k in range(1, r + 1):
-                padded[r - k] = padded[r + k]
-                padded[r + width - 1 + k] = padded[r + width - 1 - k]
-            _fold_row(padded, half, out[y])       # x-pass from the mirrored row into out
+                    centre[x] = np.float32(src[x]) * s
+                _fill_border(padded, r, width, border)
+                _fold_row(padded, half, rows[yy])
+            for y in range(y_begin, y_end):
+                _fold_rows(rows, y - y_begin + r, half, border, out[y])
+        else:
+            for y in range(y_begin, y_end):
+                _fold_rows(image, y, half, border, centre)
+                if s != 1:
+                    for x in range(width):
+                        centre[x] *= s
+                _fill_border(padded, r, width, border)
+                _fold_row(padded, half, out[y])
     return out
 
 
-_mirror_blur_parallel = build(_mirror_blur_impl, "_parallel", parallel=True, fastmath=True)
-_mirror_blur_serial = build(_mirror_blur_impl, "_serial", fastmath=True)
-_PARALLEL_PIXELS = 1 << 16                       # a 256 x 256 level is worth two threads
-_BANDS = 16
+_blur_serial = build(_blur_impl, "_serial", nogil=True, fastmath=True)
+_blur_parallel = build(_blur_impl, "_parallel", parallel=True, nogil=True, fastmath=True)
 
 
-def _mirror_blur(image, kernel, out=None):
-    """Blur ``(H, W)`` float32 ``image`` by the symmetric odd-length ``kernel``, mirror border
-    (``BORDER_REFLECT_101``); ``None`` when the kernel radius is not below ``min(H, W)`` (the
-    caller then uses OpenCV, which reflects more than once)."""
+def _blur_scratch_size(shape, radius, n_bands):
+    """float32 elements of ``scratch`` that :func:`_blur` with ``x_first`` needs for ``n_bands``."""
+    height, width = shape
+    return n_bands * ((height + n_bands - 1) // n_bands + 2 * radius) * width
+
+
+def _blur_fits(shape, radius, border):
+    """Whether :func:`_blur` takes a kernel of ``radius`` on an image of ``shape`` with ``border``."""
+    side = min(shape)
+    if border == "mirror":
+        return radius < side
+    if border == "nearest":
+        return True
+    return radius <= side
+
+
+def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=None, out=None, scratch=None):
+    """Blur ``image`` by the symmetric odd-length float32 ``kernel`` (module docstring).
+
+    ``image`` ``(H, W)`` C-contiguous float32 (or uint8 with ``x_first``, read as
+    ``float32(image) * scale``); ``border`` a key of :data:`BORDERS`; ``n_bands`` bands of rows
+    (``None``: one below ``_PARALLEL_PIXELS`` pixels, else ``min(16, H)``; more than one runs the
+    parallel build); ``out`` ``(H, W)`` float32 and ``scratch`` (see :func:`_blur_scratch_size`)
+    may be given to reuse memory. Returns ``out``, or ``None`` when the kernel does not fit
+    (:func:`_blur_fits`; the caller pads)."""
     height, width = image.shape
     r = kernel.shape[0] // 2
-    if r >= min(height, width) or r < 1:
+    if not _blur_fits(image.shape, r, border):
         return None
-    half = np.ascontiguousarray(kernel[r:], np.float32)
+    if n_bands is None:
+        n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
-    big = height * width >= _PARALLEL_PIXELS
-    kernel_fn = _mirror_blur_parallel if big else _mirror_blur_serial
-    return kernel_fn(image, half, out, min(_BANDS, height) if big else 1)
+    if scratch is None:
+        scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands) if x_first else 0, np.float32)
+    kernel_fn = _blur_serial if n_bands == 1 else _blur_parallel
+    return kernel_fn(image, kernel[r:], scale, BORDERS[border], x_first, n_bands, out, scratch)
 
 
 @njit(cache=True, parallel=True)
@@ -144,115 +227,10 @@ def _upsample2(image):
     return out
 
 
-
-# ------------------------------------------------------------------------------------------
-# Symmetric-border (``dcba|abcd``) smoothing of the descriptors
-
-@njit(cache=True, inline="always")
-def _mirror(i, n):
-    """Index of ``i`` (in ``[-n, 2n)``) in the symmetric extension of ``range(n)``."""
-    if i < 0:
-        return -i - 1
-    if i >= n:
-        return 2 * n - 1 - i
-    return i
-
-
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
-def _smooth_band(image, g, scale, y_begin, y_end, out, scratch):
-    """Rows ``y_begin <= y < y_end`` of :func:`_smooth_symmetric` into ``out``: the x-pass of the
-    ``y_end - y_begin + 2 R`` (mirrored) rows they read, then the y-pass. Pixels are read as
-    ``float32(image) * scale`` (``scale = 1 / 255`` for uint8: :func:`classicvision._validation.
-    check_image`'s conversion, fused). ``scratch`` holds at least ``(y_end - y_begin + 2 R) W``
-    float32. ``g`` is symmetric: its taps are folded,
-    ``g[R + k] (a + b)``, two pairs per sweep over a row
-    (:func:`classicvision._blur_kernels._fold_row` for the x-pass), which halves the sweeps of
-    the unfolded filter."""
-    height, width = image.shape
-    r = g.shape[0] // 2
-    half = g[r:]                                   # taps 0..R from the centre
-    odd = r % 2
-    first = 1 + odd                                # the first tap of the pairs of pairs
-    w0 = g[r]
-    w1 = g[r + 1] if odd else np.float32(0.0)      # tap 1 joins tap 0 when r is odd
-    padded = np.empty(width + 2 * r, np.float32)
-    n_rows = y_end - y_begin + 2 * r                # the x-passed rows, in scratch
-    rows = scratch[:n_rows * width].reshape((n_rows, width))
-    for yy in range(n_rows):
-        src = image[_mirror(y_begin + yy - r, height)]
-        for q in range(r):
-            padded[q] = np.float32(src[r - 1 - q]) * scale
-            padded[width + r + q] = np.float32(src[width - 1 - q]) * scale
-        for q in range(width):
-            padded[r + q] = np.float32(src[q]) * scale
-        _fold_row(padded, half, rows[yy])
-    for y in range(y_begin, y_end):
-        dst = out[y]
-        i = y - y_begin + r                         # the row of ``rows`` centred on y
-        centre = rows[i]
-        above = rows[i - odd]
-        below = rows[i + odd]
-        for j in range(width):
-            dst[j] = w0 * centre[j] + w1 * (above[j] + below[j])
-        for k in range(first, r + 1, 2):
-            a = rows[i - k]
-            b = rows[i + k]
-            c = rows[i - k - 1]
-            d = rows[i + k + 1]
-            wa = g[r + k]
-            wc = g[r + k + 1]
-            for j in range(width):
-                dst[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
-
-
-def _smooth_scratch_size(shape, radius, n_bands):
-    """float32 scratch that :func:`_smooth_symmetric_parallel` needs for ``n_bands`` bands."""
-    height, width = shape
-    return n_bands * ((height + n_bands - 1) // n_bands + 2 * radius) * width
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
-def _smooth_symmetric(image, g, scale=1.0, out=None, scratch=None):
-    """Correlation with the symmetric ``g`` (odd length ``2 R + 1``) along x then y, symmetric
-    border; float32. The smoothing of both the sparse (:func:`classicvision.sift._smooth`) and the
-    dense descriptors, so that they see the same image.
-
-    Requires ``R <= min(H, W)`` (else the caller pads). ``image`` float32, or uint8 with
-    ``scale = 1 / 255``. ``out`` (``(H, W)`` float32) and ``scratch`` (1-D float32 of
-    :func:`_smooth_scratch_size` with one band) may be given to reuse memory. One thread, without
-    the GIL."""
-    height, width = image.shape
-    r = g.shape[0] // 2
-    if out is None:
-        result = np.empty((height, width), np.float32)
-    else:
-        result = out
-    if scratch is None:
-        work = np.empty((height + 2 * r) * width, np.float32)
-    else:
-        work = scratch
-    _smooth_band(image, g, np.float32(scale), 0, height, result, work)
-    return result
-
-
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
-def _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch):
-    """:func:`_smooth_symmetric` with the rows split into ``n_bands`` bands (numba threads) into
-    ``out``; the same values (each band repeats the x-pass of the ``2 R`` rows it shares).
-    ``scratch``: 1-D float32 of at least :func:`_smooth_scratch_size`."""
-    height, width = image.shape
-    per_band = ((height + n_bands - 1) // n_bands + 2 * (g.shape[0] // 2)) * width
-    for b in prange(n_bands):
-        _smooth_band(image, g, np.float32(scale), height * b // n_bands, height * (b + 1) // n_bands, out,
-                     scratch[b * per_band:(b + 1) * per_band])
-    return out
-
-
-
-def _mirror_blur_reference(image, kernel):
-    """Plain-numpy twin of :func:`_mirror_blur` (float64 sums over the padded image)."""
+def _blur_reference(image, kernel, border="mirror", scale=1.0):
+    """Plain-numpy twin of :func:`_blur` (float64 sums of shifted copies of the padded image)."""
     r = kernel.shape[0] // 2
-    p = np.pad(image.astype(np.float64), r, mode="reflect")   # numpy's 'reflect' is REFLECT_101
+    p = np.pad(image.astype(np.float64) * scale, r, mode=_NUMPY_PAD[border])
     height, width = image.shape
     rows = sum(float(kernel[k]) * p[k:k + height, :] for k in range(2 * r + 1))
     out = sum(float(kernel[k]) * rows[:, k:k + width] for k in range(2 * r + 1))
@@ -271,14 +249,3 @@ def _upsample2_reference(image):
     out[:, 1:-1:2] = 0.5 * (rows[:, :-1] + rows[:, 1:])
     out[:, -1] = rows[:, -1]
     return out
-
-
-def _smooth_symmetric_reference(image, g):
-    """Twin of :func:`_smooth_symmetric` (scipy-free: padded image, shifted sums in float64)."""
-    r = g.shape[0] // 2
-    p = np.pad(image.astype(np.float64), r, mode="symmetric")
-    height, width = image.shape
-    rows = sum(float(g[k]) * p[:, k:k + width] for k in range(g.shape[0]))
-    return sum(float(g[k]) * rows[k:k + height] for k in range(g.shape[0])).astype(np.float32)
-
-

@@ -79,7 +79,7 @@ _orientation_histograms_serial = build(_orientation_histograms_impl, "_serial", 
 
 
 def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
-    """See :func:`_orientation_histograms_impl`; threads from 32 points up (measured faster)."""
+    """See :func:`_orientation_histograms_impl`; the threaded build from 32 points up."""
     kernel = _orientation_histograms_parallel if len(xs) >= 32 else _orientation_histograms_serial
     return kernel(levels, np.ascontiguousarray(level, np.int64), np.ascontiguousarray(xs, np.float32),
                   np.ascontiguousarray(ys, np.float32), np.ascontiguousarray(sigmas, np.float32),

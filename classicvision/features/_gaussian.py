@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from .._kernels.blur import _smooth_symmetric
+from .._kernels.blur import _blur
 from .._kernels.separable import _separable_valid
 from .filters import gaussian_kernel1d
 
@@ -25,11 +25,14 @@ def cached_gaussian_kernel1d(sigma: float) -> np.ndarray:
 
 
 def smooth_symmetric(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing, symmetric border (``dcba|abcd``), of a float32 image; the padded
-    separable filter when the kernel is wider than the image."""
+    """Gaussian smoothing, symmetric border (``dcba|abcd``), of a float32 image: the blur of
+    :mod:`classicvision._kernels.blur` (``'reflect'``, x-pass first, one thread), or the padded
+    separable filter when the kernel is wider than the image. The dense SIFT's smoothing is the
+    same (:func:`classicvision.features.dense_sift._smoothed`)."""
     if sigma <= 0:
         return image
     g = cached_gaussian_kernel1d(sigma)
-    if g.size // 2 <= min(image.shape):
-        return _smooth_symmetric(np.ascontiguousarray(image, np.float32), g)
-    return _separable_valid(np.pad(image, g.size // 2, mode="symmetric"), g, g)
+    blurred = _blur(np.ascontiguousarray(image, np.float32), g, "reflect", x_first=True, n_bands=1)
+    if blurred is None:
+        blurred = _separable_valid(np.pad(image, g.size // 2, mode="symmetric"), g, g)
+    return blurred

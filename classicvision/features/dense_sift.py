@@ -58,7 +58,7 @@ import threading
 import numba
 import numpy as np
 
-from .._kernels.blur import _smooth_scratch_size, _smooth_symmetric, _smooth_symmetric_parallel
+from .._kernels.blur import _blur, _blur_scratch_size
 from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
 from .._validation import check_descriptor_options, check_image, check_scalar
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
@@ -159,11 +159,8 @@ _WORKSPACE_CAP = 1 << 20          # float32 elements (4 MiB) per buffer kept; la
 def _workspace(name: str, size: int) -> np.ndarray:
     """A 1-D float32 buffer of at least ``size`` elements, kept per thread between calls.
 
-    The kernels' temporaries (the smoothed image, ring buffers) are a few hundred KiB: malloc
-    maps and unmaps such blocks on every call (then faults their pages in again), and with two
-    threads each unmapping interrupts the other core. Reusing them took a batch of twenty
-    15-Scene images that keeps every result from 0.48 to 0.35 ms per image (median of 8 rounds,
-    alternating with and without reuse in one process). Buffers above
+    The kernels' temporaries (the smoothed image, ring buffers) are a few hundred KiB, which
+    malloc would map, fault in and unmap on every call; they are kept instead. Buffers above
     ``_WORKSPACE_CAP`` are not kept, so a huge image does not pin its memory."""
     buffer = getattr(_WORKSPACE, name, None)
     if buffer is not None and buffer.size >= size:
@@ -175,7 +172,8 @@ def _workspace(name: str, size: int) -> np.ndarray:
 
 
 def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int = 1) -> np.ndarray:
-    """:func:`classicvision.sift._smooth` (the sparse descriptor's smoothing, the same kernel)
+    """:func:`classicvision.features._gaussian.smooth_symmetric` (the sparse descriptor's smoothing:
+    the same kernel, border and pass order, so the same values) in bands over ``threads`` and
     without a padded copy; ``image`` float32, or uint8 with ``scale = 1 / 255`` (read as
     :func:`check_image` converts it). The result lives in this thread's workspace: it is valid
     until the next call."""
@@ -189,10 +187,8 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
     n_bands = _n_bands(image.shape[0] // 8, threads)
     height, width = image.shape
     out = _workspace("smoothed", height * width)[:height * width].reshape(height, width)
-    scratch = _workspace("smoothing", _smooth_scratch_size(image.shape, g.size // 2, n_bands))
-    if n_bands == 1:
-        return _smooth_symmetric(image, g, scale, out, scratch)
-    return _smooth_symmetric_parallel(image, g, scale, n_bands, out, scratch)
+    scratch = _workspace("smoothing", _blur_scratch_size(image.shape, g.size // 2, n_bands))
+    return _blur(image, g, "reflect", scale=scale, x_first=True, n_bands=n_bands, out=out, scratch=scratch)
 
 
 @functools.lru_cache(maxsize=64)

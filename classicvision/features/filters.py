@@ -2,6 +2,9 @@
 
 Every filter here is separable, ``K = k_y k_x^T``, and computed as two 1-D correlations (rows,
 then columns) by a parallel numba kernel, on a copy of the image padded by the kernel radius.
+:func:`gaussian` uses the package's blur instead (:mod:`classicvision._kernels.blur`: folded
+symmetric taps, the border read in place, no padded copy) for the modes it has, ``'reflect'``,
+``'mirror'``, ``'nearest'`` and ``'wrap'``, when the kernel fits the image.
 
 Conventions (STYLE.md):
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels.blur import _blur
 from .._kernels.separable import _separable_valid
 from .._validation import check_choice, check_image, check_scalar
 
@@ -41,6 +45,7 @@ __all__ = [
 # scipy.ndimage name -> numpy.pad name
 _PAD_MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "constant": "constant", "wrap": "wrap"}
 BORDER_MODES = tuple(_PAD_MODES)
+_BLUR_MODES = ("reflect", "mirror", "nearest", "wrap")   # the border modes of _kernels.blur
 
 _SOBEL_SMOOTH = np.array([1.0, 2.0, 1.0], np.float32) / 4.0
 _SOBEL_DERIVATIVE = np.array([-1.0, 0.0, 1.0], np.float32) / 2.0
@@ -169,7 +174,8 @@ def gaussian(image, sigma: float, *, mode: str = "reflect", truncate: float = 4.
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
     g = gaussian_kernel1d(sigma, truncate=truncate)
-    return _separable(image, g, g, mode)
+    blurred = _blur(image, g, mode) if mode in _BLUR_MODES else None
+    return _separable(image, g, g, mode) if blurred is None else blurred
 
 
 def sobel(image, *, mode: str = "reflect") -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ Algorithm (Lowe 2004, sections 3-4; the numbers are Lowe's and OpenCV's defaults
 2. Octaves of ``n_scales + 3`` Gaussian images ``G[l]`` with ``sigma_l = sigma 2**(l / s)``,
    ``s = n_scales = 3``, each blurred from the previous one by
    ``sqrt(sigma_l**2 - sigma_(l-1)**2)``: the kernel of
-   :func:`classicvision.filters.gaussian_kernel1d` (radius ``4 sigma``, mirror border as
-   OpenCV), applied by our own kernel (OpenCV's ``sepFilter2D`` computes the same sums, slower).
+   :func:`classicvision.features.filters.gaussian_kernel1d` (radius ``4 sigma``, mirror border
+   as OpenCV), applied by the package's blur (OpenCV's ``sepFilter2D`` computes the same sums).
    The next octave starts from ``G[s]``
    (blur ``2 sigma``) taking every second pixel, so octave ``o`` pixel ``x`` is base pixel
    ``2**o x``.
@@ -30,9 +30,9 @@ Algorithm (Lowe 2004, sections 3-4; the numbers are Lowe's and OpenCV's defaults
    ``sigma 2**(l / s)`` octave pixels; both are mapped back to *input* pixels by the octave's
    factor ``2**o / 2`` (or ``2**o`` without upsampling).
 
-The work is in numba kernels: the doubling and the blurs in :mod:`classicvision._blur_kernels`,
+The work is in numba kernels: the doubling and the blurs in :mod:`classicvision._kernels.blur`,
 the extrema search in bands of rows (the DoG formed on the fly, never stored) and the refinement,
-a loop over the candidates inside one compiled call, in :mod:`classicvision._scale_space_kernels`.
+a loop over the candidates inside one compiled call, in :mod:`classicvision._kernels.dog`.
 
 References
 ----------
@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from .._kernels import dog as _k
-from .._kernels.blur import _mirror_blur, _upsample2
+from .._kernels.blur import _blur as _blur_kernel, _upsample2
 from .._validation import check_image, check_scalar
 from ._gaussian import cached_gaussian_kernel1d
 from .keypoints import Keypoints
@@ -116,11 +116,11 @@ class ScaleSpacePoints(NamedTuple):
 
 def _blur(image: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """``filters.gaussian(image, sigma, mode='mirror')``: the same sampled kernel (radius 4 sigma)
-    and border, by :func:`classicvision._blur_kernels._mirror_blur` (folded symmetric taps, SIMD
-    row sweeps; 1.1-1.8x faster than OpenCV's ``sepFilter2D`` for a whole pyramid), or by
-    ``sepFilter2D`` on levels smaller than the kernel radius. Tests compare all three."""
+    and border, by the blur of :mod:`classicvision._kernels.blur` (``'mirror'``, y-pass first),
+    or by OpenCV's ``sepFilter2D`` on levels smaller than the kernel radius (OpenCV reflects
+    more than once). Tests compare all three."""
     g = cached_gaussian_kernel1d(float(sigma))
-    blurred = _mirror_blur(image, g, out)
+    blurred = _blur_kernel(image, g, "mirror", out=out)
     if blurred is None:
         blurred = cv2.sepFilter2D(image, cv2.CV_32F, g, g, dst=out, borderType=cv2.BORDER_REFLECT_101)
     return blurred
