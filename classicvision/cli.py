@@ -240,7 +240,8 @@ def _run_bench(args) -> int:
         print(f"report: {out / 'report.md'}")
         for key in ("accuracy", "mean_per_class_accuracy", "seconds"):
             if key in results:
-                print(f"{key}: {results[key]:.4f}")
+                value = results[key]
+                print(f"{key}: {value:.4f}" if isinstance(value, (int, float)) else f"{key}: {value}")
     return 0
 
 

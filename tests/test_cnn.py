@@ -77,8 +77,12 @@ def test_learns_separable_toy_set(toy, fitted):
 def test_held_out_accuracy_is_reported(toy):
     (images, labels), _ = toy
     clf = CNNClassifier(epochs=2, random_state=0, **{**SMALL, "val_fraction": 0.2}).fit(images, labels)
-    assert all(0 <= v <= 1 for v in clf.history_["val_accuracy"])
     assert set(clf.history_) >= {"loss", "train_accuracy", "val_accuracy", "seconds"}
+    # the last epoch's held-out accuracy is the final model's accuracy on the held-out images
+    held = clf.held_out_
+    assert len(held) == 12 and np.bincount(labels[held]).tolist() == [4, 4, 4]
+    expected = np.mean(clf.predict([images[i] for i in held]) == labels[held])
+    assert clf.history_["val_accuracy"][-1] == pytest.approx(expected)
 
 
 def test_string_labels(toy):
@@ -175,8 +179,8 @@ def test_import_without_torch_gives_install_hint():
             "        if name.split('.')[0] == 'torch':\n"
             "            raise ModuleNotFoundError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import classicvision, classicvision.cnn, numpy as np\n"
-            "try:\n    classicvision.cnn.CNNClassifier().fit([np.zeros((8, 8))] * 2, [0, 1])\n"
+            "import classicvision.recognition.cnn as cnn, numpy as np\n"
+            "try:\n    cnn.CNNClassifier().fit([np.zeros((8, 8))] * 2, [0, 1])\n"
             "except ImportError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install classicvision[cnn]" in result.stdout
@@ -202,6 +206,9 @@ def tiny_folder(tmp_path_factory):
 
 
 def test_run_cnn_on_a_tiny_folder(tmp_path, tiny_folder):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
+
+    from classicvision.datasets import load_image_folder, read_images
     from classicvision.experiments.cnn import run_cnn
 
     out = tmp_path / "out"
@@ -209,38 +216,53 @@ def test_run_cnn_on_a_tiny_folder(tmp_path, tiny_folder):
     assert results["n_train"] == 18 and results["n_test"] == 9
     assert len(results["skipped"]) == 1 and "broken.png" in results["skipped"][0]
     assert len(results["epoch_seconds"]) == 2
-    matrix = np.asarray(results["confusion"])
-    assert matrix.shape == (3, 3) and matrix.sum() == 9
-    assert results["mean_per_class_accuracy"] == pytest.approx(np.mean(np.diag(matrix) / matrix.sum(1)))
-    assert 0 <= results["cnn_features_svm"]["accuracy"] <= 1
+    y_true, y_pred = np.asarray(results["y_true"]), np.asarray(results["y_pred"])
+    paths, labels, _ = load_image_folder(tiny_folder, "test")
+    test_images, kept, _ = read_images(paths)
+    np.testing.assert_array_equal(y_true, labels[kept])
+    np.testing.assert_array_equal(results["confusion_matrix"], confusion_matrix(y_true, y_pred, labels=range(3)))
+    assert results["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert results["mean_per_class_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    # the saved network predicts what the run reported
+    np.testing.assert_array_equal(load_weights(out / "weights.pt").predict(test_images), y_pred)
+    svm = results["cnn_features_svm"]
+    assert np.asarray(svm["confusion_matrix"]).sum() == 9 and svm["C"] in (0.001, 0.01, 0.1, 1.0)
     for name in ("report.md", "results.json", "confusion.png", "training_curves.png", "weights.pt", "weights.pt.json"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "results.json").read_text())["n_test"] == 9
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["n_test"] == 9 and saved["confusion_matrix"] == results["confusion_matrix"]
+    assert "training curves" in (out / "report.md").read_text()
 
 
 def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
-    import types
-
-    import classicvision
     from classicvision.experiments import cnn as cnn_benchmark
+    from classicvision.experiments import reports, scene
 
-    def fake(accuracy):
-        def run(data, *, out=None, progress=True, random_state=0):
-            return {"accuracy": accuracy, "mean_per_class_accuracy": accuracy, "train_seconds": 1.0,
-                    "predict_seconds_per_image": 0.001}
+    names = ["class0", "class1", "class2"]
+
+    def fake(y_pred):
+        def run(data, *, out=None, progress=True, random_state=0, **options):
+            r = {**reports.scores([0, 1, 2], y_pred, names), "train_seconds": 1.0,
+                 "predict_seconds_per_image": 0.001}
+            reports.write_report(out, r, "fake")
+            return r
         return run
 
-    scene_benchmark = types.ModuleType("classicvision.scene_benchmark")  # stands in for the real runners
-    scene_benchmark.run_tiny_knn, scene_benchmark.run_bovw = fake(0.0), fake(1.0)
-    monkeypatch.setitem(sys.modules, "classicvision.scene_benchmark", scene_benchmark)
-    monkeypatch.setattr(classicvision, "scene_benchmark", scene_benchmark, raising=False)
+    monkeypatch.setattr(scene, "run_tiny_knn", fake([1, 1, 1]))  # mean per-class 1/3
+    monkeypatch.setattr(scene, "run_bovw", fake([0, 1, 2]))  # 1.0: the winner
     results = cnn_benchmark.run_compare(tiny_folder, out=tmp_path, epochs=1, progress=False, cnn_options=TINY_CNN)
     methods = [row["method"] for row in results["rows"]]
     assert methods == ["tiny images + k-NN", "bag of words + linear SVM", "CNN (from scratch)",
                        "CNN features + linear SVM"]
-    assert results["winner"] == "bag of words + linear SVM"
+    assert results["winner"] == "bag of words + linear SVM" and results["accuracy"] == 1.0
+    assert results["confusion_matrix"] == np.eye(3, dtype=int).tolist()
     second = sorted(row["mean_per_class_accuracy"] for row in results["rows"])[-2]
     assert results["margin"] == pytest.approx(1.0 - second)
+    assert second == max(results["methods"]["cnn"]["mean_per_class_accuracy"],
+                         results["methods"]["cnn"]["cnn_features_svm"]["mean_per_class_accuracy"], 1 / 3)
     report = (tmp_path / "report.md").read_text()
-    assert "**Winner: bag of words + linear SVM**" in report and report.count("\n| ") == 6  # header, rule, 4 rows
-    assert json.loads((tmp_path / "results.json").read_text())["winner"] == results["winner"]
+    assert "**Winner: bag of words + linear SVM**" in report
+    assert sum(line.startswith("| tiny images") or line.startswith("| bag of words") or line.startswith("| CNN")
+               for line in report.splitlines()) == 4
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["winner"] == results["winner"] and set(saved["stage_seconds"]) == {"tiny_knn", "bovw", "cnn"}

@@ -6,5 +6,7 @@ from .._lazy import attach
 NAMES = {
     "scene": ["run_bovw", "run_tiny_knn"],
     "cnn": ["run_cnn", "run_compare"],
+    "cache": ["CachedFeatures"],
+    "reports": ["scores", "write_report"],
 }
 __getattr__, __dir__, __all__ = attach(__name__, NAMES, tuple(NAMES))

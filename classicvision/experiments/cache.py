@@ -6,7 +6,8 @@ Layout: one ``.npz`` per image under ``<root>/dsift-<key>/``. The folder key is 
 * the cache format and ``classicvision.__version__``;
 * the DenseSIFT settings (``get_params()`` without ``n_jobs``, which changes nothing computed);
 * the source of every module the features depend on (:func:`feature_sources`: the package
-  modules reached by walking the imports of :mod:`classicvision.recognition.transformers`).
+  modules reached by walking the imports of :mod:`classicvision.recognition.transformers` and
+  of :mod:`classicvision.datasets`, which reads the files).
 
 An entry's name is a hash (BLAKE2b) of the image file's bytes, so a file rewritten in place, or
 copied with its size and modification time (``cp -p``), is recomputed when its content changed,
@@ -36,12 +37,13 @@ from .. import __version__
 from ..datasets import read_images
 from ..recognition.transformers import DenseSIFT, ImageFeatures, check_image_sequence
 
-__all__ = ["CachedFeatures", "feature_sources", "default_cache_root"]
+__all__ = ["CachedFeatures", "default_cache_root", "feature_sources"]
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2
-FEATURES_MODULE = "classicvision.recognition.transformers"
+# what computes the features (DenseSIFT) and what reads the files here (datasets.read_images)
+FEATURE_MODULES = ("classicvision.recognition.transformers", "classicvision.datasets")
 
 
 def _module_file(name: str, root: Path) -> Path | None:
@@ -72,17 +74,17 @@ def _imported_modules(path: Path, name: str, is_package: bool) -> set:
     return {m for m in found if m.split(".")[0] == "classicvision"}
 
 
-def feature_sources(module: str = FEATURES_MODULE, root=None) -> dict:
-    """Source files of every package module the features of ``module`` depend on.
+def feature_sources(modules=FEATURE_MODULES, root=None) -> dict:
+    """Source files of every package module the cached features depend on.
 
-    Walks the ``import`` statements (parsed, not executed) from ``module`` through every
+    Walks the ``import`` statements (parsed, not executed) from ``modules`` through every
     ``classicvision`` module they reach. Package ``__init__`` files are left out: they only list
     lazily loaded names and compute nothing.
 
     Parameters
     ----------
-    module : str
-        Dotted name of the starting module.
+    modules : tuple of str
+        Dotted names of the starting modules.
     root : path or None
         The ``classicvision`` package folder to read (default: the one imported).
 
@@ -97,7 +99,7 @@ def feature_sources(module: str = FEATURES_MODULE, root=None) -> dict:
     True
     """
     root = Path(__file__).resolve().parents[1] if root is None else Path(root)
-    seen, todo = {}, [module]
+    seen, todo = {}, list(modules)
     while todo:
         name = todo.pop()
         if name in seen:
@@ -165,7 +167,7 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
     >>> _ = cv2.imwrite(str(folder / "a.png"), np.zeros((32, 32), np.uint8))
     >>> cached = CachedFeatures(DenseSIFT(step=8), cache=folder / "cache")
     >>> cached.transform([folder / "a.png"])[0].descriptors.shape, cached.extract([folder / "a.png"])[2]["cached"]
-    ((9, 128), 1)
+    ((4, 128), 1)
     """
 
     def __init__(self, features=None, *, cache=None, n_jobs=None):
