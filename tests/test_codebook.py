@@ -1,4 +1,4 @@
-"""Tests for classicvision.codebook: k-means++ codebooks and exact nearest-word assignment."""
+"""Tests for classicvision.recognition.codebook: k-means++ codebooks and exact nearest-word assignment."""
 
 from __future__ import annotations
 
@@ -37,7 +37,11 @@ def test_inertia_close_to_sklearn():
 
 def test_deterministic_with_random_state():
     data = np.random.default_rng(3).random((500, 8), dtype=np.float32)
-    np.testing.assert_array_equal(learn_codebook(data, 5, random_state=7), learn_codebook(data, 5, random_state=7))
+    first = learn_codebook(data, 5, random_state=7)
+    np.testing.assert_array_equal(first, learn_codebook(data, 5, random_state=7))
+    np.testing.assert_array_equal(first, learn_codebook(data, 5, random_state=np.random.RandomState(7)))
+    other = learn_codebook(data, 5, random_state=8)
+    assert not np.array_equal(first, other)      # another seed seeds elsewhere, ends elsewhere
 
 
 def test_duplicates_and_empty_clusters():
@@ -62,6 +66,24 @@ def test_assign_words_matches_float64_brute_force(seed):
     np.testing.assert_array_equal(words, _brute_force(descriptors, codebook))
 
 
+@pytest.mark.parametrize("n_words", [1, 2, 7, 300])
+def test_assign_words_brute_force_duplicate_words(n_words):
+    rng = np.random.default_rng(n_words)
+    codebook = rng.integers(0, 3, (n_words, 6)).astype(np.float32)    # duplicate words, exact ties
+    descriptors = rng.integers(0, 3, (500, 6)).astype(np.float32)
+    np.testing.assert_array_equal(assign_words(descriptors, codebook, chunk_size=64),
+                                  _brute_force(descriptors, codebook))
+
+
+def test_lloyd_labels_match_sklearn_predict_on_separated_data():
+    rng = np.random.default_rng(9)
+    data = rng.random((2000, 16), dtype=np.float32)
+    codebook = learn_codebook(data, 12, random_state=0)
+    km = KMeans(12, init=codebook, n_init=1, max_iter=1).fit(data)
+    km.cluster_centers_ = codebook
+    np.testing.assert_array_equal(assign_words(data, codebook), km.predict(data))
+
+
 def test_assign_words_exact_ties_go_to_lowest_index():
     codebook = np.array([[1, 0], [-1, 0], [1, 0]], np.float32)
     np.testing.assert_array_equal(assign_words(np.array([[0, 0], [2, 0]], np.float32), codebook), [0, 0])
@@ -74,7 +96,10 @@ def test_nearest_sorted_and_consistent():
     idx, dist = _nearest(descriptors, codebook, 5, chunk_size=64)
     full = ((descriptors[:, None] - codebook[None]) ** 2).sum(-1)
     np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dist, np.take_along_axis(full, idx, axis=1), rtol=1e-4, atol=1e-5)
     assert (np.diff(dist, axis=1) >= 0).all()
+    assert idx.dtype == np.int64 and dist.dtype == np.float32
+    np.testing.assert_array_equal(idx[:, 0], assign_words(descriptors, codebook))
 
 
 def test_empty_and_errors():

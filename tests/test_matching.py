@@ -1,6 +1,7 @@
-"""Tests for classicvision.matching: exact nearest-two search and the ratio test.
+"""Tests for classicvision.matching.nearest.nearest_two and classicvision.matching.ratio.
 
-Oracles: a float64 brute force (scipy cdist, ties to the lower index) and cv2.BFMatcher.
+Oracles: a float64 brute force (scipy cdist, ties to the lower index) and cv2.BFMatcher. The
+engine and its kernels are tested against their numpy twins in tests/test_nearest.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from classicvision._kernels.nearest import _smallest_k, _smallest_k_reference
 from classicvision.matching.nearest import nearest_two
 from classicvision.matching.ratio import match_descriptors
 
@@ -49,19 +49,6 @@ def tricky_pair(seed=0, n1=300, n2=400, d=32):
         d2[row + 100] = base
     d1[3] = d1[4]                      # duplicate queries
     return d1, d2
-
-
-# ---------------------------------------------------------------- kernel vs reference
-
-@pytest.mark.parametrize("k", [1, 2, 7, 40])
-def test_smallest_k_kernel_matches_reference(k):
-    rng = np.random.default_rng(k)
-    values = rng.standard_normal((60, 40)).astype(np.float32)
-    values[3, 5:12] = values[3, 1]          # ties
-    values[4] = 0.0                         # a constant row
-    values[5, ::3] = np.nan                 # NaN sorts last
-    values[6] = np.round(values[6])         # many ties
-    np.testing.assert_array_equal(_smallest_k(values, k), _smallest_k_reference(values, k))
 
 
 # ---------------------------------------------------------------- nearest_two

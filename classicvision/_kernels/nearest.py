@@ -7,22 +7,24 @@ bound (the certificate) are documented once, in :mod:`classicvision.matching.nea
 Kernels, each with the plain-numpy reference it is tested against (tests/test_nearest.py):
 
 * ``_smallest_k(values, offset, k)``: indices of the ``k`` smallest ``values[r, j] + offset[j]``
-  of each row (one pass per row keeping a small sorted buffer, rows in parallel; the offset is
-  added on the fly, so the screen ``|b|^2 - 2 a.b`` never makes a second pass over the GEMM
-  block). Twin: ``_smallest_k_reference``.
+  of each row (a vectorized pass of block minima, then a sorted buffer over the few blocks that
+  can matter; the offset is added on the fly, so the screen ``|b|^2 - 2 a.b`` makes no second
+  pass over the GEMM block). Twin: ``_smallest_k_reference``.
 * ``_rank_candidates(a, b, candidates, k)``: float64 squared distances of the candidate rows,
   ranked by (distance, index), the ``k`` best kept. Twin: ``_rank_candidates_reference``.
 * ``_all_squared(a, b)``: every float64 squared distance (the exact fallback). Twin:
   ``_all_squared_reference``.
 
-Both float64 kernels sum ``(a_d - b_d)^2`` with the same four interleaved accumulators
+The kernels are serial: they run between multi-threaded GEMMs, and waking a numba thread pool
+there cost more than the work (measured ~6 ms per chunk on 2 cores, OpenBLAS and OpenMP threads
+spinning against each other). Both float64 kernels sum ``(a_d - b_d)^2`` with the same four interleaved accumulators
 (``_squared``), so a candidate and a fallback row compute a distance identically.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["k_nearest", "exact_rows", "default_candidates", "screen_bound_factor"]
 
@@ -34,65 +36,110 @@ _FALLBACK_ELEMENTS = 4_000_000
 
 
 def default_candidates(k: int) -> int:
-    """Rows recomputed exactly per query by default: ``k + 4`` (1 + 1 for a single neighbour).
+    """Rows recomputed exactly per query by default: ``k + 4``, but 1 for a single neighbour.
 
-    A lone nearest neighbour (word assignment, k-means) is certified by the gap between the first
-    and second screened values, so one spare candidate is enough there and keeps the float64
-    work at ``2 D`` per row; ``k >= 2`` (ratio matching) keeps four spares, which absorb the
-    near-duplicates of real descriptor sets without falling back to brute force.
+    A lone nearest neighbour (word assignment) is certified by the gap between the second
+    screened value and the exact first distance, so one candidate keeps the float64 work at ``D``
+    per row; ``k >= 2`` (ratio matching) keeps four spares, which absorb the near-duplicates of
+    real descriptor sets without falling back to brute force.
     """
-    return 2 if k == 1 else k + _EXTRA_CANDIDATES
+    return 1 if k == 1 else k + _EXTRA_CANDIDATES
 
 
 def screen_bound_factor(dim: int) -> float:
-    """``c = 2 (D + 4) 2^-24``: the float32 screen errs by at most ``c (|a|^2 + max_j |b_j|^2)``."""
+    """``c = 2 (D + 4) 2^-24``: the float32 screen errs by at most ``c (|a|^2 + max_j |b_j|^2)``
+    (plus ``_UNDERFLOW_SLACK * D`` for subnormal products)."""
     return 2.0 * (dim + 4) * 2.0 ** -24
 
 
-@njit(cache=True, parallel=True)
+# Absolute error per coordinate from float32 underflow (products below 2^-126 round to 2^-149).
+_UNDERFLOW_SLACK = 2.0 ** -146
+# Rows with |a|^2 + max |b|^2 above this could overflow the float32 screen: computed exactly.
+_OVERFLOW_LIMIT = 2.0 ** 124
+
+
+# Row entries per block of the selection's first pass (one vectorized minimum per block).
+_BLOCK = 16
+
+
+@njit(cache=True, fastmath=True)
+def _block_minima(values, offset, r, out):  # pragma: no cover - compiled
+    """``out[blk] = min over the block of values[r, j] + offset[j]`` (finite values: fastmath
+    only lets the minimum vectorize; each sum is still one correctly rounded addition)."""
+    n = values.shape[1]
+    row = values[r]
+    for blk in range(out.shape[0]):
+        lo = blk * _BLOCK
+        hi = min(lo + _BLOCK, n)
+        m = row[lo] + offset[lo]
+        for j in range(lo + 1, hi):
+            m = min(m, row[j] + offset[j])
+        out[blk] = m
+
+
+@njit(cache=True)
 def _smallest_k(values, offset, k):  # pragma: no cover - compiled
     """Indices (rows, k) int64 of the k smallest ``values[r, j] + offset[j]`` of each row,
     ascending, ties by lower index.
 
-    ``values`` is (rows, n) and ``offset`` (n,) of the same float dtype, ``1 <= k <= n``; the sum
-    is rounded in that dtype. NaN is never smaller than anything, so a NaN entry is only picked
-    when fewer than ``k`` entries are non-NaN; the caller treats rows holding NaN separately
-    (their certificate fails).
+    ``values`` is (rows, n) and ``offset`` (n,), finite, of the same float dtype, ``1 <= k <= n``;
+    each sum is rounded in that dtype. Two passes per row: the minimum of every block of
+    ``_BLOCK`` entries (vectorized), then an insertion into a sorted buffer of ``k`` over the
+    blocks whose minimum is at most the ``k``-th smallest block minimum (at least ``k`` entries
+    lie at or below it, so no other block can hold one of the ``k`` smallest). Serial: it runs
+    between two multi-threaded GEMMs, and a numba thread pool waking between them costs more than
+    the pass itself on a small machine.
     """
     rows, n = values.shape
+    n_blocks = (n + _BLOCK - 1) // _BLOCK
+    kb = min(k, n_blocks)
     out = np.empty((rows, k), np.int64)
-    for r in prange(rows):
-        best_v = np.empty(k, values.dtype)
-        best_i = np.empty(k, np.int64)
-        # seed with the first k entries, insertion-sorted (stable: equal values keep index order)
-        for j in range(k):
-            v = values[r, j] + offset[j]
-            pos = j
-            while pos > 0 and (v < best_v[pos - 1] or (best_v[pos - 1] != best_v[pos - 1] and v == v)):
-                best_v[pos] = best_v[pos - 1]
-                best_i[pos] = best_i[pos - 1]
+    minima = np.empty(n_blocks, values.dtype)
+    top = np.empty(kb, values.dtype)
+    best_v = np.empty(k, values.dtype)
+    best_i = np.empty(k, np.int64)
+    for r in range(rows):
+        _block_minima(values, offset, r, minima)
+        for blk in range(n_blocks):           # the kb smallest block minima, sorted
+            v = minima[blk]
+            if blk < kb:
+                pos = blk
+            elif v < top[kb - 1]:
+                pos = kb - 1
+            else:
+                continue
+            while pos > 0 and v < top[pos - 1]:
+                top[pos] = top[pos - 1]
                 pos -= 1
-            best_v[pos] = v
-            best_i[pos] = j
-        worst = best_v[k - 1]
-        for j in range(k, n):
-            v = values[r, j] + offset[j]
-            if v < worst or (worst != worst and v == v):
-                pos = k - 1
-                while pos > 0 and (v < best_v[pos - 1] or (best_v[pos - 1] != best_v[pos - 1])):
+            top[pos] = v
+        threshold = top[kb - 1]
+        filled = 0
+        for blk in range(n_blocks):
+            if kb == k and minima[blk] > threshold:
+                continue
+            lo = blk * _BLOCK
+            for j in range(lo, min(lo + _BLOCK, n)):
+                v = values[r, j] + offset[j]
+                if filled < k:
+                    pos = filled
+                    filled += 1
+                elif v < best_v[k - 1]:
+                    pos = k - 1
+                else:
+                    continue
+                while pos > 0 and v < best_v[pos - 1]:  # strict: equal values keep index order
                     best_v[pos] = best_v[pos - 1]
                     best_i[pos] = best_i[pos - 1]
                     pos -= 1
                 best_v[pos] = v
                 best_i[pos] = j
-                worst = best_v[k - 1]
         for t in range(k):
             out[r, t] = best_i[t]
     return out
 
 
 def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.ndarray:
-    """Plain-numpy twin of :func:`_smallest_k` (stable sort of every row; NaN sorts last)."""
+    """Plain-numpy twin of :func:`_smallest_k` (stable sort of every row)."""
     order = np.argsort(values + offset[None, :], axis=1, kind="stable")
     return np.ascontiguousarray(order[:, :k], dtype=np.int64)
 
@@ -123,7 +170,7 @@ def _squared(a, r, b, j):  # pragma: no cover - compiled
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
     """Best ``k`` of the candidate rows of ``b`` for each row of ``a`` by exact float64 distance.
 
@@ -133,7 +180,7 @@ def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
     rows, c = candidates.shape
     out_i = np.empty((rows, k), np.int64)
     out_v = np.empty((rows, k), np.float64)
-    for r in prange(rows):
+    for r in range(rows):
         best_v = np.empty(c, np.float64)
         best_i = np.empty(c, np.int64)
         for t in range(c):
@@ -160,12 +207,12 @@ def _rank_candidates_reference(a, b, candidates, k):
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(sq, order, axis=1)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _all_squared(a, b):  # pragma: no cover - compiled
     """(rows, N2) float64 squared distances of every row of ``a`` to every row of ``b``."""
     rows, n2 = a.shape[0], b.shape[0]
     out = np.empty((rows, n2), np.float64)
-    for r in prange(rows):
+    for r in range(rows):
         for j in range(n2):
             out[r, j] = _squared(a, r, b, j)
     return out
@@ -224,10 +271,16 @@ def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bo
     if a_sq is None:
         a_sq = np.einsum("ij,ij->i", a, a, dtype=np.float64)
     b_sq = np.einsum("ij,ij->i", b, b, dtype=np.float64)
-    b_sq32 = b_sq.astype(np.float32)
+    b_sq32 = np.minimum(b_sq, np.finfo(np.float32).max).astype(np.float32)
     bt = np.ascontiguousarray(b.T) * np.float32(-2.0)  # exact scaling: screen = |b|^2 - 2 a.b
     slack_factor = screen_bound_factor(dim)
     b_sq_max = float(b_sq.max())
+    if b_sq_max > _OVERFLOW_LIMIT:                     # the screen could overflow: exact for all
+        if certify:
+            return exact_rows(a, b, k)
+        indices, sq = exact_rows(a, b, k)
+        return indices, sq.astype(np.float32)
+    huge = np.flatnonzero(a_sq + b_sq_max > _OVERFLOW_LIMIT)
     indices, sq = _padded(n1, k, dtype)
     failed = []
     chunk = min(chunk_size, n1)
@@ -249,15 +302,18 @@ def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bo
         beyond = picked[:, spare]
         excluded = (np.take_along_axis(screen, beyond[:, None], axis=1)[:, 0]
                     + b_sq32[beyond]).astype(np.float64) + a_sq[start:stop]
-        slack = slack_factor * (a_sq[start:stop] + b_sq_max)
+        slack = slack_factor * (a_sq[start:stop] + b_sq_max) + _UNDERFLOW_SLACK * dim
         ok = (excluded - slack) > best_sq[:, width - 1]  # NaN/inf trouble gives False: redo exactly
         indices[start:stop, :width] = best
         sq[start:stop, :width] = best_sq
         if not ok.all():
             failed.append(start + np.flatnonzero(~ok))
+    if huge.size:
+        failed.append(huge)
     if failed:
-        redo = np.concatenate(failed)
-        indices[redo], sq[redo] = exact_rows(a[redo], b, k)
+        redo = np.unique(np.concatenate(failed))
+        exact_i, exact_sq = exact_rows(a[redo], b, k)
+        indices[redo], sq[redo] = exact_i, exact_sq.astype(dtype)
     return indices, sq
 
 

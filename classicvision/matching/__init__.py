@@ -3,7 +3,7 @@
 from .._lazy import attach
 
 NAMES = {
-    "nearest": ["nearest_two"],
+    "nearest": ["nearest_neighbors", "nearest_two"],
     "ratio": ["match_descriptors"],
     "geometry": ["verify_matches"],
     "evaluation": ["disparity_accuracy", "disparity_check", "disparity_correct", "ground_truth_accuracy",

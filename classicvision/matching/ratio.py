@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from .._kernels.nearest import nearest_two as _engine
+from .._kernels.nearest import k_nearest
 from .._validation import check_scalar
 from .nearest import check_descriptor_pair
 
@@ -32,7 +32,8 @@ def match_descriptors(descriptors1, descriptors2, *, max_ratio: float = 0.8, cro
 
     Row ``i`` of ``descriptors1`` matches its nearest row ``j1`` of ``descriptors2`` when
     ``d1 / d2 <= max_ratio``, ``d1`` and ``d2`` being the distances to the nearest and
-    second-nearest rows (:func:`nearest_two`).
+    second-nearest rows (:func:`~classicvision.matching.nearest.nearest_two`, the
+    certified engine: equal to a float64 brute force).
 
     Parameters
     ----------
@@ -89,14 +90,14 @@ def match_descriptors(descriptors1, descriptors2, *, max_ratio: float = 0.8, cro
     a, b = check_descriptor_pair(descriptors1, descriptors2)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
-    indices, sq = _engine(a, b, int(chunk_size))
+    indices, sq = k_nearest(a, b, 2, int(chunk_size))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.sqrt(sq[:, 0] / sq[:, 1])
     ratio[(sq[:, 0] == 0) & (sq[:, 1] == 0)] = 1.0
     ratio[np.isinf(sq[:, 1])] = 0.0
     keep = ratio <= max_ratio
     if cross_check:
-        back, _ = _engine(b, a, int(chunk_size))
+        back, _ = k_nearest(b, a, 1, int(chunk_size))
         keep &= back[indices[:, 0], 0] == np.arange(a.shape[0])
     rows = np.flatnonzero(keep)
     confidence = (1.0 - ratio[rows]).astype(np.float32)

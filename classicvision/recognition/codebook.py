@@ -4,13 +4,21 @@ A bag of visual words (Csurka et al. 2004) quantizes each local descriptor to it
 *visual word*, a centre found by k-means over a sample of training descriptors. This module
 holds the two halves of that idea as plain functions (scikit-learn's ``k_means`` / ``KMeans``
 split): :func:`learn_codebook` learns the centres and :func:`assign_words` maps descriptors to
-them. :class:`classicvision.bovw.BagOfWords` is the estimator that calls them.
+them. :class:`classicvision.recognition.encoding.BagOfWords` is the estimator that calls them.
 
-Distances use the BLAS expansion ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` in float32 chunks (a
-matrix product, not a Python loop). The expansion loses precision by cancellation when two
-words are nearly equidistant, so :func:`assign_words` recomputes, in float64 and directly,
-every row whose best two float32 distances lie within a rounding bound of each other: the
-answer then equals a float64 brute force (ties go to the lowest word index, as ``np.argmin``).
+All nearest-word searches go through the one engine of :mod:`classicvision.matching.nearest`
+(``_kernels.nearest.k_nearest``): a float32 BLAS screen ``|b|^2 - 2 a.b`` in chunks and one
+error bound (Higham 2002, section 3.1), documented there. Where it applies:
+
+* :func:`assign_words`: certified, so the words equal a float64 brute force (ties to the lowest
+  word index, as ``np.argmin``).
+* :func:`learn_codebook` (the Lloyd assignments) and :func:`nearest_words` (soft assignment, the
+  soft-assignment bandwidth, :func:`inertia`): the screen's answer, not certified. A returned
+  word is nearest up to twice the bound ``c (|a|^2 + max_k |b_k|^2)``, ``c = 2 (D + 4) 2^-24``
+  (about ``3e-5`` for unit RootSIFT rows), and each returned squared distance errs by at most the
+  bound. Exactness buys nothing there: a Lloyd step that swaps two words equidistant to within
+  ``1e-5`` moves the centres by less than the float32 mean itself rounds, and kernel-codebook
+  weights ``exp(-d / 2 sigma^2)`` are continuous in ``d``.
 """
 
 from __future__ import annotations
@@ -22,52 +30,32 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
+from .._kernels.nearest import k_nearest
 from .._validation import check_descriptors, check_scalar
 
 __all__ = ["learn_codebook", "assign_words", "nearest_words", "inertia"]
 
 logger = logging.getLogger(__name__)
 
-_EPS32 = float(np.finfo(np.float32).eps)
-
-
-def _squared_distances(descriptors: np.ndarray, codebook: np.ndarray, codebook_sq: np.ndarray) -> np.ndarray:
-    """(n, k) float32 squared distances by the BLAS expansion, clipped at 0."""
-    dist = descriptors @ codebook.T
-    dist *= -2.0
-    dist += codebook_sq[None, :]
-    dist += np.einsum("ij,ij->i", descriptors, descriptors)[:, None]
-    np.maximum(dist, 0.0, out=dist)
-    return dist
+# Query rows per BLAS block: chunk_size * K float32 values (16 MB for 1000 words). Fewer, larger
+# GEMM calls: 1024 rows were 3-4x slower per Lloyd step on a loaded 2-core machine.
+_CHUNK = 4096
 
 
 def nearest_words(descriptors: np.ndarray, codebook: np.ndarray, n_nearest: int = 1,
-             chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate (float32) ``n_nearest`` words and squared distances, nearest first.
+                  chunk_size: int = _CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_nearest`` nearest words and their squared distances, nearest first (unchecked).
 
-    Returns ``(indices (N, n_nearest) int32, squared distances (N, n_nearest) float32)``.
-    Used for soft assignment and k-means, where float32 accuracy is plenty.
+    ``descriptors`` (N, D) and ``codebook`` (K, D) are finite float32. Returns
+    ``(indices (N, min(n_nearest, K)) int64, squared distances (N, min(n_nearest, K)) float32)``
+    from the float32 screen of the shared engine, not certified: see the module docstring for the
+    bound that applies (used for soft assignment and :func:`inertia`).
     """
-    n = descriptors.shape[0]
-    k = codebook.shape[0]
-    n_nearest = min(n_nearest, k)
-    indices = np.empty((n, n_nearest), np.int32)
-    dists = np.empty((n, n_nearest), np.float32)
-    codebook_sq = np.einsum("ij,ij->i", codebook, codebook)
-    for start in range(0, n, chunk_size):
-        block = _squared_distances(descriptors[start:start + chunk_size], codebook, codebook_sq)
-        if n_nearest == 1:
-            idx = np.argmin(block, axis=1)[:, None]
-        else:
-            idx = np.argpartition(block, n_nearest - 1, axis=1)[:, :n_nearest]
-            order = np.argsort(np.take_along_axis(block, idx, axis=1), axis=1, kind="stable")
-            idx = np.take_along_axis(idx, order, axis=1)
-        indices[start:start + chunk_size] = idx
-        dists[start:start + chunk_size] = np.take_along_axis(block, idx, axis=1)
-    return indices, dists
+    n_nearest = min(int(n_nearest), codebook.shape[0])
+    return k_nearest(descriptors, codebook, n_nearest, int(chunk_size), certify=False)
 
 
-def assign_words(descriptors, codebook, *, chunk_size: int = 4096) -> np.ndarray:
+def assign_words(descriptors, codebook, *, chunk_size: int = _CHUNK) -> np.ndarray:
     """Index of the nearest visual word (squared Euclidean distance) for every descriptor.
 
     Parameters
@@ -87,15 +75,16 @@ def assign_words(descriptors, codebook, *, chunk_size: int = 4096) -> np.ndarray
 
     Notes
     -----
-    Distances are ``|a|^2 + |b|^2 - 2 a.b`` in float32 blocks. Rows whose two smallest float32
-    distances differ by less than ``8 * D * eps32 * (|a|^2 + max_k |b_k|^2)`` (a generous bound
-    on the rounding error of the expansion) are recomputed exactly in float64 as
-    ``sum((a - b)^2)``, so the result matches a float64 brute force.
+    The certified engine of :mod:`classicvision.matching.nearest` with ``k = 1``: a float32 GEMM
+    screen, the screened best word's distance recomputed in float64, and the certificate that
+    the second screened value, less the rounding bound, lies above it; rows that fail are
+    recomputed against every word in float64. The result equals a float64 brute force.
 
     References
     ----------
     G. Csurka, C. Dance, L. Fan, J. Willamowski, C. Bray, "Visual categorization with bags of
     keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004, section 2.1.
+    N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., 2002, section 3.1.
 
     Examples
     --------
@@ -113,27 +102,8 @@ def assign_words(descriptors, codebook, *, chunk_size: int = 4096) -> np.ndarray
     if descriptors.shape[1] != codebook.shape[1]:
         raise ValueError(f"descriptors and codebook must have the same number of columns, "
                          f"got {descriptors.shape[1]} and {codebook.shape[1]}")
-    n, dim = descriptors.shape
-    words = np.empty(n, np.int32)
-    codebook_sq = np.einsum("ij,ij->i", codebook, codebook)
-    max_word_sq = float(codebook_sq.max())
-    codebook64 = codebook.astype(np.float64)
-    for start in range(0, n, chunk_size):
-        block_desc = descriptors[start:start + chunk_size]
-        block = _squared_distances(block_desc, codebook, codebook_sq)
-        best = np.argmin(block, axis=1)
-        rows = np.arange(block.shape[0])
-        if codebook.shape[0] > 1:
-            first = block[rows, best].copy()
-            block[rows, best] = np.inf
-            second = block.min(axis=1)
-            bound = 8.0 * dim * _EPS32 * (np.einsum("ij,ij->i", block_desc, block_desc) + max_word_sq)
-            unsure = np.flatnonzero(second - first <= bound)
-            for i in unsure:  # rare: near ties; exact float64 distances for these rows only
-                diff = codebook64 - block_desc[i].astype(np.float64)
-                best[i] = np.argmin(np.einsum("ij,ij->i", diff, diff))
-        words[start:start + chunk_size] = best
-    return words
+    indices, _ = k_nearest(descriptors, codebook, 1, int(chunk_size), certify=True)
+    return indices[:, 0].astype(np.int32)
 
 
 def _kmeans_plus_plus(sample: np.ndarray, n_words: int, rng: np.random.RandomState) -> np.ndarray:
@@ -192,7 +162,8 @@ def learn_codebook(descriptors, n_words: int, *, max_iter: int = 20, tol: float 
     -----
     Seeding is greedy k-means++: each new centre is the best (lowest potential) of
     ``2 + log K`` candidates drawn with probability proportional to the squared distance to the
-    nearest chosen centre. A cluster left empty by a Lloyd step is re-seeded at the sample point
+    nearest chosen centre. The Lloyd assignments use the shared engine's float32 screen (bound
+    in the module docstring). A cluster left empty by a Lloyd step is re-seeded at the sample point
     farthest from its centre (the next farthest for the next empty cluster): deterministic.
 
     References
@@ -220,8 +191,9 @@ def learn_codebook(descriptors, n_words: int, *, max_iter: int = 20, tol: float 
     threshold = tol * float(np.mean(np.var(descriptors, axis=0, dtype=np.float64)))
     labels = None
     rows = np.arange(n)
+    sample_sq = np.einsum("ij,ij->i", descriptors, descriptors, dtype=np.float64)
     for iteration in range(max_iter):
-        nearest, dist = nearest_words(descriptors, centres, 1)
+        nearest, dist = k_nearest(descriptors, centres, 1, _CHUNK, certify=False, a_sq=sample_sq)
         new_labels = nearest[:, 0]
         if labels is not None and np.array_equal(new_labels, labels):
             logger.debug("k-means converged (no change) after %d iterations", iteration)
