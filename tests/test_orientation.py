@@ -28,7 +28,7 @@ def camera_points(camera):
     return image, pyramid, found
 
 
-def test_histogram_kernel_matches_reference(camera_points):
+def test_histogram_kernel_matches_reference(camera_points, monkeypatch):
     _, pyramid, found = camera_points
     rng = np.random.default_rng(1)
     levels = rng.integers(0, 6, 40)
@@ -37,8 +37,9 @@ def test_histogram_kernel_matches_reference(camera_points):
     ys = rng.uniform(-3, stack.shape[1] + 3, 40).astype(np.float32)
     sigmas = rng.uniform(1.6, 3.2, 40).astype(np.float32)
     slow = _ko._orientation_histograms_reference(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
-    for kernel in (_ko._orientation_histograms_parallel, _ko._orientation_histograms_serial):
-        fast = kernel(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("CLASSICVISION_NUM_THREADS", threads)
+        fast = _ko._orientation_histograms(stack, levels, xs, ys, sigmas, 36, 1.5, 3.0)
         # The kernel's arctan2 is a polynomial good to 1.2e-5 rad: 7e-5 of a bin per vote.
         np.testing.assert_allclose(fast, slow, rtol=0, atol=2e-4 * slow.max())
     assert (slow.sum(axis=1) > 0).mean() > 0.5

@@ -9,7 +9,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from classicvision._kernels import blur as _bk
-from classicvision._kernels import dog as _k, orientation as _ko
+from classicvision._kernels import dog as _k
+from classicvision._kernels.jit import parallel_for
 from classicvision.features.filters import gaussian, gaussian_kernel1d
 from classicvision.features.scale_space import (GaussianPyramid, _blur, dog_extrema,
                                        dog_keypoints, gaussian_pyramid, level_of_scale)
@@ -71,9 +72,12 @@ def test_extrema_kernel_matches_reference():
     gauss = np.concatenate([np.zeros((1, 40, 50), np.float32), np.cumsum(dog, axis=0)])  # diff(gauss) == dog
     dog = np.diff(gauss, axis=0)
     slow = np.argwhere(_k._extrema_mask_reference(dog, np.float32(0.005), 5))
-    for kernel in (_k._extrema_rows_parallel, _k._extrema_rows_serial):
+    for threads in (1, 2, 3):
         for band in (1, 7, 32):  # bands that split the rows unevenly, and one band for all
-            columns, counts = kernel(gauss, np.float32(0.005), 5, band)
+            columns = np.empty((3 * 30, 50), np.int32)
+            counts = np.zeros(3 * 30, np.int64)
+            parallel_for(_k._extrema_bands, (30 + band - 1) // band, gauss, np.float32(0.005), 5, band, columns,
+                         counts, threads=threads)
             fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
             np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(_k._extrema(gauss, 0.005, 5), slow)

@@ -18,8 +18,8 @@ they are tested against.
 Both passes fold the symmetric taps, ``g[k] (a + b)``, two pairs per sweep over a row (when ``r``
 is odd, tap 1 joins tap 0 in the first sweep), and every sweep runs over whole rows from index
 0, so that it is SIMD (numba wraps possibly negative indices, which stops LLVM from vectorizing).
-The rows are split into bands (numba threads in the parallel build; the same values for any
-number of bands). Two pass orders, which round differently:
+The rows are split into bands (run on threads by :func:`~classicvision._kernels.jit.parallel_for`;
+the same values for any number of bands). Two pass orders, which round differently:
 
 * ``x_first=False``: per output row, the y-pass of the rows it reads into a row buffer with
   ``r`` spare pixels each side, the border written into them, then the x-pass from it into
@@ -34,9 +34,9 @@ With ``x_first=False`` a ``scale`` multiplies the y-pass rows before the x-pass.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .jit import build
+from .jit import kernel, parallel_for
 
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
@@ -119,8 +119,10 @@ def _fold_rows(rows, i, half, border, dst):
             dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
 
 
-def _blur_impl(image, half, scale, border, x_first, n_bands, out, scratch):
-    """``out = image`` blurred by the symmetric kernel whose taps ``k = 0..r`` are ``half[k]``,
+@kernel(fastmath=True)
+def _blur_bands(b_start, b_stop, image, half, scale, border, x_first, n_bands, out, scratch):
+    """Bands ``b_start <= b < b_stop`` of ``out = image`` blurred by the symmetric kernel whose
+    taps ``k = 0..r`` are ``half[k]``,
     ``border`` a code of :data:`BORDERS`, the rows split into ``n_bands`` bands, pass order
     ``x_first`` (module docstring). ``image`` ``(H, W)`` float32 (or uint8 with ``x_first``),
     ``out`` ``(H, W)`` float32, distinct; ``scratch`` 1-D float32 of at least
@@ -129,7 +131,7 @@ def _blur_impl(image, half, scale, border, x_first, n_bands, out, scratch):
     r = half.shape[0] - 1
     s = np.float32(scale)
     per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width if x_first else 0
-    for b in prange(n_bands):
+    for b in range(b_start, b_stop):
         y_begin = height * b // n_bands
         y_end = height * (b + 1) // n_bands
         padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
@@ -156,8 +158,6 @@ def _blur_impl(image, half, scale, border, x_first, n_bands, out, scratch):
     return out
 
 
-_blur_serial = build(_blur_impl, "_serial", nogil=True, fastmath=True)
-_blur_parallel = build(_blur_impl, "_parallel", parallel=True, nogil=True, fastmath=True)
 
 
 def _blur_scratch_size(shape, radius, n_bands):
@@ -195,19 +195,27 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
         out = np.empty((height, width), np.float32)
     if scratch is None:
         scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands) if x_first else 0, np.float32)
-    kernel_fn = _blur_serial if n_bands == 1 else _blur_parallel
-    return kernel_fn(image, kernel[r:], scale, BORDERS[border], x_first, n_bands, out, scratch)
+    parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], bool(x_first),
+                 int(n_bands), out, scratch)
+    return out
 
 
-@njit(cache=True, parallel=True)
 def _upsample2(image):
     """``(2 H, 2 W)`` float32 linear interpolation of ``image`` on its own grid:
     ``out[2 i, 2 j] = image[i, j]``, odd rows and columns the mean of their two neighbours, the
     last row and column repeated (:func:`_upsample2_reference`; exactly equal to it)."""
     height, width = image.shape
     out = np.empty((2 * height, 2 * width), np.float32)
+    parallel_for(_upsample2_rows, height, image, out, grain=64)
+    return out
+
+
+@kernel
+def _upsample2_rows(start, stop, image, out):
+    """Output rows ``2 i`` and ``2 i + 1`` of :func:`_upsample2` for ``start <= i < stop``."""
+    height, width = image.shape
     half = np.float32(0.5)
-    for i in prange(height):
+    for i in range(start, stop):
         a = image[i]
         b = image[i + 1] if i + 1 < height else a
         top = out[2 * i]

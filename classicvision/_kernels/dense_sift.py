@@ -36,7 +36,9 @@ from __future__ import annotations
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .jit import kernel, parallel_for
 
 from .gradient import _gradient_row
 from .sift import _normalize_rows_reference
@@ -231,19 +233,27 @@ def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, 
     return out
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
 def _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
                         normalize, n_bands, scratch):
-    """:func:`_dense_raw` with the grid rows split into ``n_bands`` bands (numba threads), each
-    with its own ring buffer (the plane rows two bands share are computed by both) in
-    ``scratch`` (1-D float32, ``n_bands`` times :func:`_band_scratch_size`)."""
+    """:func:`_dense_raw` with the grid rows split into ``n_bands`` bands on threads
+    (:func:`~classicvision._kernels.jit.parallel_for`), each with its own ring buffer (the plane
+    rows two bands share are computed by both) in ``scratch`` (1-D float32, ``n_bands`` times
+    :func:`_band_scratch_size`)."""
     n_cells, taps = kernel.shape
     out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
     per_band = _band_scratch_size(step, n_cols, taps, n_cells, n_ori)
-    for b in prange(n_bands):
+    parallel_for(_dense_bands, n_bands, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                 normalize, n_bands, per_band, scratch, out)
+    return out
+
+
+@kernel(error_model="numpy", fastmath=True)
+def _dense_bands(b_start, b_stop, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                 normalize, n_bands, per_band, scratch, out):
+    """Bands ``b_start <= b < b_stop`` of :func:`_dense_raw_parallel`."""
+    for b in range(b_start, b_stop):
         _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
               n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
-    return out
 
 
 # --------------------------------------------------------------------------------------------

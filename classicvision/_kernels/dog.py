@@ -5,9 +5,9 @@
 * :func:`_refine`: Lowe's quadratic fit of each candidate in ``(x, y, scale)`` with the contrast
   and edge tests (reference :func:`_refine_reference`, the same arithmetic in plain Python).
 
-Every kernel loops over points or rows *inside*; the extrema search is compiled twice, with and
-without ``prange`` threads, and the threaded build is used only on large inputs. Nothing here
-checks input.
+Every kernel loops over points or rows *inside*; the extrema search runs bands of rows on
+threads (:func:`~classicvision._kernels.jit.parallel_for`) on large octaves. Nothing here checks
+input.
 """
 
 from __future__ import annotations
@@ -15,14 +15,30 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .jit import build
+from .jit import kernel, parallel_for
 
 
 # --------------------------------------------------------------------------- extrema
-def _extrema_rows_impl(gauss, threshold, border, band):
-    """The DoG ``dog[l] = gauss[l + 1] - gauss[l]`` is formed on the fly (no DoG stack is stored).
+def _extrema_rows(gauss, threshold, border, band):
+    """``(columns (T, W) int32, counts (T,) int64)`` of :func:`_extrema_bands` for every band of
+    ``band`` rows, the bands on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
+    n_dog, height, width = gauss.shape[0] - 1, gauss.shape[1], gauss.shape[2]
+    rows_per_layer = max(0, height - 2 * border)
+    n_tasks = (n_dog - 2) * rows_per_layer
+    columns = np.empty((n_tasks, max(0, width)), np.int32)
+    counts = np.zeros(n_tasks, np.int64)
+    n_bands = (rows_per_layer + band - 1) // band
+    grain = n_bands if height * width < _PARALLEL_PIXELS else 1   # small octaves: one call
+    parallel_for(_extrema_bands, n_bands, gauss, np.float32(threshold), int(border), int(band), columns, counts,
+                 grain=grain)
+    return columns, counts
+
+
+@kernel
+def _extrema_bands(b_start, b_stop, gauss, threshold, border, band, columns, counts):
+    """Bands ``b_start <= b < b_stop`` of rows. The DoG ``dog[l] = gauss[l + 1] - gauss[l]`` is formed on the fly (no DoG stack is stored).
 
     For each row ``y`` and DoG layer ``1 <= layer <= L - 2``, at least ``border >= 1`` pixels
     from the edges: the columns ``x`` where ``dog[layer, y, x]`` is a max (> threshold) or a min
@@ -41,12 +57,8 @@ def _extrema_rows_impl(gauss, threshold, border, band):
     height = gauss.shape[1]
     width = gauss.shape[2]
     rows_per_layer = max(0, height - 2 * border)
-    n_tasks = (n_dog - 2) * rows_per_layer
-    columns = np.empty((n_tasks, max(0, width)), np.int32)
-    counts = np.zeros(n_tasks, np.int64)
     padded = (width + 7) // 8 * 8
-    n_bands = (rows_per_layer + band - 1) // band
-    for b in prange(n_bands):
+    for b in range(b_start, b_stop):
         y0 = border + b * band
         y1 = min(y0 + band, height - border)
         dogs = np.empty((3, n_dog, width), np.float32)   # ring: DoG rows y - 1, y, y + 1
@@ -111,14 +123,9 @@ def _extrema_rows_impl(gauss, threshold, border, band):
                                 columns[task, found] = x
                                 found += 1
                 counts[task] = found
-    return columns, counts
 
 
-# Two builds of each hot kernel: threads pay off only on large inputs (a parallel launch costs
-# far more than a small octave's work when the cores are busy).
-_extrema_rows_parallel = build(_extrema_rows_impl, "_parallel", parallel=True)
-_extrema_rows_serial = build(_extrema_rows_impl, "_serial")
-_PARALLEL_PIXELS = 1 << 14  # octaves of 128 x 128 pixels and up run the threaded build
+_PARALLEL_PIXELS = 1 << 14  # octaves of 128 x 128 pixels and up run on threads
 _BAND = 32  # rows per extrema task
 
 
@@ -145,8 +152,7 @@ def _extrema(gauss, threshold, border):
         return np.zeros((0, 3), np.int64)
     if border < 1:
         raise ValueError(f"border must be at least 1, got {border}")
-    kernel = _extrema_rows_parallel if height * width >= _PARALLEL_PIXELS else _extrema_rows_serial
-    columns, counts = kernel(gauss, np.float32(threshold), border, _BAND)
+    columns, counts = _extrema_rows(gauss, threshold, border, _BAND)
     return _gather_candidates(columns, counts, height - 2 * border, border)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .jit import kernel, parallel_for
 
 _TWO_PI = 2.0 * math.pi
 # Abramowitz & Stegun 4.4.49: atan(z) = z (1 + a2 z^2 + ... + a16 z^16) on [0, 1], |error| <= 2e-8 rad.
@@ -101,19 +103,24 @@ def _gradient_row(smoothed, y, n_ori, magnitude, bins):
         bins[x] = _bin_of32(dx, dy, scale, n)
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
 def _orientation_field(smoothed, n_ori):
     """Central differences (symmetric border): ``magnitude`` and orientation in bin units
     ``t = arctan2(gy, gx) * n_ori / (2 pi)`` in ``[0, n_ori)``, both ``(H, W)`` float32.
 
     The interior columns run in a branch-free float32 loop (:func:`_bin_of32`; SIMD, 16 lanes);
-    the two border columns apart."""
+    the two border columns apart. Rows on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
     height, width = smoothed.shape
     magnitude = np.empty((height, width), np.float32)
     bins = np.empty((height, width), np.float32)
-    for y in prange(height):
-        _gradient_row(smoothed, y, n_ori, magnitude[y], bins[y])
+    parallel_for(_orientation_field_rows, height, smoothed, int(n_ori), magnitude, bins, grain=32)
     return magnitude, bins
+
+
+@kernel(error_model="numpy", fastmath=True)
+def _orientation_field_rows(start, stop, smoothed, n_ori, magnitude, bins):
+    """Rows ``start <= y < stop`` of :func:`_orientation_field`."""
+    for y in range(start, stop):
+        _gradient_row(smoothed, y, n_ori, magnitude[y], bins[y])
 
 
 # --------------------------------------------------------------------------------------------

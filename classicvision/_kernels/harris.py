@@ -20,7 +20,9 @@ in the unpadded axis, or to ``-1`` for zeros (``mode='constant'``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .jit import kernel, parallel_for
 
 # scipy.ndimage name -> numpy.pad name (the same table as filters._PAD_MODES)
 _NP_MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
@@ -79,23 +81,32 @@ def _sobel_row(image, zeros, s, rows1, cols1, smooth, diff, gx, gy):
         gy[x] = (diff[x] + 2.0 * diff[x + 1] + diff[x + 2]) * 0.125
 
 
-@njit(cache=True, parallel=True, fastmath=True)
 def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, cols_r, k_harris, block):
-    """Fused Harris response, row blocks in parallel.
+    """Fused Harris response (:func:`_harris_blocks`), blocks of ``block`` rows on threads.
+    Returns ``(height, width)`` float32."""
+    height, width = source_x.shape
+    out = np.empty((height, width), np.float32)
+    parallel_for(_harris_blocks, (height + block - 1) // block, source_x, source_y, bool(use_sobel), kernel, rows1,
+                 cols1, rows_r, cols_r, np.float32(k_harris), int(block), out)
+    return out
+
+
+@kernel(fastmath=True)
+def _harris_blocks(b_start, b_stop, source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, cols_r, k_harris,
+                   block, out):
+    """Fused Harris response of the row blocks ``b_start <= b < b_stop`` into ``out``.
 
     With ``use_sobel`` the gradients are the Sobel gradients of ``source_x`` (the image;
     ``rows1``/``cols1`` its radius-1 border maps), else ``source_x, source_y`` are ``gx, gy``.
     ``kernel`` is the (2r + 1,) window and ``rows_r``/``cols_r`` the radius-r border maps of
     the products. Each block of ``block`` output rows smooths its ``block + 2r`` product rows
     along x into buffers local to the thread (cache-resident), then along y, and forms
-    ``a c - b**2 - k (a + c)**2``. Returns ``(height, width)`` float32.
+    ``a c - b**2 - k (a + c)**2``.
     """
     height, width = source_x.shape
     n = kernel.shape[0]
     r = n // 2
-    out = np.empty((height, width), np.float32)
-    n_blocks = (height + block - 1) // block
-    for b in prange(n_blocks):
+    for b in range(b_start, b_stop):
         y0 = b * block
         y1 = min(height, y0 + block)
         n_rows = y1 - y0 + 2 * r
@@ -153,7 +164,6 @@ def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, 
             for x in range(width):
                 tr = a[x] + c[x]
                 o[x] = a[x] * c[x] - bb[x] * bb[x] - k_harris * tr * tr
-    return out
 
 
 def _smooth_reference(plane, kernel, mode):
@@ -191,15 +201,23 @@ def _sobel_reference(padded):
 
 
 # --------------------------------------------------------------------------- non-maximum suppression
-@njit(cache=True, parallel=True)
 def _nms_mask(response, radius, border, threshold):
-    """``mask[y, x] = 1`` where ``response[y, x] >= threshold`` (and > 0) and it beats every
+    """``(H, W)`` uint8 mask of :func:`_nms_rows`, rows on threads."""
+    height, width = response.shape
+    mask = np.zeros((height, width), np.uint8)
+    parallel_for(_nms_rows, max(0, height - 2 * border), response, int(radius), int(border),
+                 np.float32(threshold), mask, grain=16)
+    return mask
+
+
+@kernel
+def _nms_rows(start, stop, response, radius, border, threshold, mask):
+    """Rows ``border + start <= y < border + stop``: ``mask[y, x] = 1`` where ``response[y, x] >= threshold`` (and > 0) and it beats every
     other pixel of its ``(2 radius + 1)**2`` window (clipped to the image): ``R[q] < R[p]``,
     or ``R[q] == R[p]`` with ``q`` after ``p`` in raster order (the first of a tie wins).
     Pixels closer than ``border`` to an edge are never peaks."""
     height, width = response.shape
-    mask = np.zeros((height, width), np.uint8)
-    for y in prange(border, height - border):
+    for y in range(border + start, border + stop):
         row = response[y]
         y0 = max(y - radius, 0)
         y1 = min(y + radius + 1, height)
@@ -221,7 +239,6 @@ def _nms_mask(response, radius, border, threshold):
                     break
             if peak:
                 mask[y, x] = 1
-    return mask
 
 
 def _nms_mask_reference(response, radius, border, threshold):

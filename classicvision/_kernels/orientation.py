@@ -2,7 +2,8 @@
 
 :func:`_orientation_histograms`: Gaussian-weighted histograms of gradient orientation around each
 point on its Gaussian level (reference :func:`_orientation_histograms_reference`). The loop over
-points is inside; serial and threaded builds. Nothing here checks input.
+points is inside, the points on threads (:func:`~classicvision._kernels.jit.parallel_for`). Nothing
+here checks input.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
 from .gradient import _bin_of
-from .jit import build
+from .jit import kernel, parallel_for
 
 
-def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
-    """``(N, n_bins)`` float32 histograms of gradient orientation.
+@kernel(fastmath=True)
+def _orientation_histograms_points(start, stop, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
+                                   hist):
+    """Rows ``start <= i < stop`` of the ``(N, n_bins)`` float32 histograms of gradient
+    orientation, into ``hist`` (zeros).
 
     For point ``i`` on Gaussian image ``levels[level[i]]`` at ``(xs[i], ys[i])`` rounded, every
     pixel within ``round(radius_factor * window * sigmas[i])`` (square, and not on the image's
@@ -25,12 +28,10 @@ def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, 
     around ``arctan2(gy, gx)`` (linear interpolation; bin ``k`` is centred on ``2 pi k / n_bins``),
     with central-difference gradients ``gx = I[y, x+1] - I[y, x-1]``, ``gy = I[y+1, x] - I[y-1, x]``.
     """
-    n = xs.shape[0]
     height = levels.shape[1]
     width = levels.shape[2]
-    hist = np.zeros((n, n_bins), np.float32)
     bin_per_radian = np.float32(n_bins / (2.0 * math.pi))
-    for i in prange(n):
+    for i in range(start, stop):
         image = levels[level[i]]
         cx = int(round(xs[i]))
         cy = int(round(ys[i]))
@@ -71,19 +72,17 @@ def _orientation_histograms_impl(levels, level, xs, ys, sigmas, n_bins, window, 
                 b1 = b0 + 1 if b0 + 1 < n_bins else 0
                 row[b0] += weights[j] * (1.0 - t)
                 row[b1] += weights[j] * t
-    return hist
-
-
-_orientation_histograms_parallel = build(_orientation_histograms_impl, "_parallel", parallel=True, fastmath=True)
-_orientation_histograms_serial = build(_orientation_histograms_impl, "_serial", fastmath=True)
 
 
 def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):
-    """See :func:`_orientation_histograms_impl`; the threaded build from 32 points up."""
-    kernel = _orientation_histograms_parallel if len(xs) >= 32 else _orientation_histograms_serial
-    return kernel(levels, np.ascontiguousarray(level, np.int64), np.ascontiguousarray(xs, np.float32),
-                  np.ascontiguousarray(ys, np.float32), np.ascontiguousarray(sigmas, np.float32),
-                  int(n_bins), float(window), float(radius_factor))
+    """``(N, n_bins)`` float32 histograms (:func:`_orientation_histograms_points`), threads from
+    32 points up."""
+    hist = np.zeros((len(xs), int(n_bins)), np.float32)
+    parallel_for(_orientation_histograms_points, len(xs), levels, np.ascontiguousarray(level, np.int64),
+                 np.ascontiguousarray(xs, np.float32), np.ascontiguousarray(ys, np.float32),
+                 np.ascontiguousarray(sigmas, np.float32), int(n_bins), float(window), float(radius_factor), hist,
+                 grain=16)
+    return hist
 
 
 def _orientation_histograms_reference(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):

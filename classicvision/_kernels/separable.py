@@ -8,18 +8,30 @@ correlations (no kernel flip): ``out[y, x] = sum_k kernel[k] * padded[y, x + k]`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from .jit import kernel, parallel_for
 
 
-@njit(cache=True, parallel=True, fastmath=True)
 def _separable_valid(padded, kernel_x, kernel_y):
+    """``(H, W)`` float32 correlation of ``padded`` (``(H + 2r, W + 2r)`` float32) with the
+    separable kernel: every padded row along x, then the columns along y; rows on threads."""
     n = kernel_x.shape[0]
     r = n // 2
     height = padded.shape[0] - 2 * r
     width = padded.shape[1] - 2 * r
-    # Rows first (along x) for every padded row, then columns (along y).
     rows = np.empty((padded.shape[0], width), np.float32)
-    for i in prange(padded.shape[0]):
+    parallel_for(_correlate_rows, padded.shape[0], padded, kernel_x, rows, grain=32)
+    out = np.empty((height, width), np.float32)
+    parallel_for(_correlate_columns, height, rows, kernel_y, out, grain=32)
+    return out
+
+
+@kernel(fastmath=True)
+def _correlate_rows(start, stop, padded, kernel_x, rows):
+    """``rows[i, j] = sum_k kernel_x[k] padded[i, j + k]`` for ``start <= i < stop``."""
+    n = kernel_x.shape[0]
+    width = rows.shape[1]
+    for i in range(start, stop):
         src = padded[i]
         dst = rows[i]
         w0 = kernel_x[0]
@@ -30,8 +42,14 @@ def _separable_valid(padded, kernel_x, kernel_y):
             if w != 0.0:
                 for j in range(width):
                     dst[j] += w * src[j + k]
-    out = np.empty((height, width), np.float32)
-    for i in prange(height):
+
+
+@kernel(fastmath=True)
+def _correlate_columns(start, stop, rows, kernel_y, out):
+    """``out[i, j] = sum_k kernel_y[k] rows[i + k, j]`` for ``start <= i < stop``."""
+    n = kernel_y.shape[0]
+    width = out.shape[1]
+    for i in range(start, stop):
         dst = out[i]
         w0 = kernel_y[0]
         src = rows[i]
@@ -43,7 +61,6 @@ def _separable_valid(padded, kernel_x, kernel_y):
                 src = rows[i + k]
                 for j in range(width):
                     dst[j] += w * src[j]
-    return out
 
 
 def _separable_valid_reference(padded, kernel_x, kernel_y):

@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .jit import kernel, parallel_for
 
 from .gradient import _TWO_PI, _wrap
 
@@ -34,9 +36,21 @@ def _reflect(i, n):
     return m, False
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
 def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
-    """Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
+    """Raw descriptors ``(N, n_cells**2 * n_ori)`` float32 of the points (:func:`_describe_points`),
+    the points on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
+    out = np.zeros((xs.shape[0], n_cells * n_cells * n_ori), np.float32)
+    parallel_for(_describe_points, xs.shape[0], magnitude, bins, np.ascontiguousarray(xs, np.float64),
+                 np.ascontiguousarray(ys, np.float64), np.ascontiguousarray(sizes, np.float64),
+                 np.ascontiguousarray(thetas, np.float64), int(n_cells), int(n_ori), out, grain=16)
+    return out
+
+
+@kernel(error_model="numpy", fastmath=True)
+def _describe_points(start, stop, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out):
+    """Rows ``start <= k < stop`` of :func:`_describe` into ``out``.
+
+    Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
 
     Every pixel centre whose offset ``(dx, dy)`` from the point falls in the support, rotated
     into the frame ``u = dx cos + dy sin``, ``v = -dx sin + dy cos``, adds its magnitude with its
@@ -49,13 +63,11 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     the scalar remainder), then the trilinear votes.
     """
     height, width = magnitude.shape
-    n_points = xs.shape[0]
     padded = n_cells + 2                        # one empty cell on each side: no bound checks
     stride_y = padded * n_ori
-    out = np.zeros((n_points, n_cells * n_cells * n_ori), np.float32)
     half_n = 0.5 * n_cells - 0.5
     half_ori = 0.5 * n_ori
-    for k in prange(n_points):
+    for k in range(start, stop):
         cx = float(xs[k])
         cy = float(ys[k])
         s = float(sizes[k])
@@ -185,16 +197,24 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
                 for o in range(n_ori):
                     out[k, d] = hist[base + o]
                     d += 1
+
+
+def _normalize_rows(raw, clip, rootsift):
+    """``(N, D)`` float32: :func:`_normalize_rows_into` of ``raw`` (rows on threads).
+
+    L2-normalize, clip at ``clip``, L2-normalize again, then optionally RootSIFT; float64 sums.
+    Rows of norm <= 1e-12 (no gradient) become zeros."""
+    out = np.zeros(raw.shape, np.float32)
+    parallel_for(_normalize_rows_into, raw.shape[0], raw, float(clip), bool(rootsift), out, grain=256)
     return out
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=True)
-def _normalize_rows(raw, clip, rootsift):
-    """L2-normalize, clip at ``clip``, L2-normalize again, then optionally RootSIFT; float64 sums.
-    Rows of norm <= 1e-12 (no gradient) become zeros."""
-    n, dim = raw.shape
-    out = np.zeros((n, dim), np.float32)
-    for k in prange(n):
+@kernel(error_model="numpy", fastmath=True)
+def _normalize_rows_into(start, stop, raw, clip, rootsift, out):
+    """Rows ``start <= k < stop``: L2-normalize, clip at ``clip``, L2-normalize again, then
+    optionally RootSIFT; float64 sums. Rows of norm <= 1e-12 (no gradient) become zeros."""
+    dim = raw.shape[1]
+    for k in range(start, stop):
         total = 0.0
         for d in range(dim):
             total += float(raw[k, d]) ** 2
@@ -214,7 +234,6 @@ def _normalize_rows(raw, clip, rootsift):
         for d in range(dim):
             value = min(raw[k, d] * inv, clip) * inv2
             out[k, d] = math.sqrt(value * scale) if rootsift else value
-    return out
 
 
 # --------------------------------------------------------------------------------------------

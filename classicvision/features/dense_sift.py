@@ -25,7 +25,7 @@ Algorithm
    nothing bigger than a few image rows is written. Cost
    ``O(n_orientations * n * T * (rows * W + rows * cols))``; no grid point is described on its own.
    Called from the main thread of the main process, the smoothing and the sweep are split into
-   bands of rows over ``numba.get_num_threads()`` threads (as OpenCV uses its threads); from
+   bands of rows on :func:`~classicvision._kernels.jit.num_threads` threads (as OpenCV uses its threads); from
    any other thread or process (``DenseSIFT(n_jobs=...)`` already parallelizes over images)
    they run in the calling thread without the GIL. The values are the same either way.
 3. Normalization as the sparse descriptor: L2, clip at ``clip``, L2, optionally RootSIFT.
@@ -51,15 +51,14 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 import numbers
 import threading
 
-import numba
 import numpy as np
 
 from .._kernels.blur import _blur, _blur_scratch_size
 from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
+from .._kernels.jit import num_threads
 from .._validation import check_descriptor_options, check_image, check_scalar
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
 
@@ -130,12 +129,6 @@ def dense_grid(shape, *, step: int = 8, size: float = 16, n_cells: int = 4) -> n
     return _grid(tuple(int(v) for v in shape), int(step), float(size), int(n_cells))
 
 
-def _threads() -> int:
-    """Numba threads for one image: ``numba.get_num_threads()`` in the main thread of the main
-    process, else 1 (worker threads or processes already parallelize over images)."""
-    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
-        return 1
-    return numba.get_num_threads()
 
 
 def _n_bands(n_rows: int, threads: int) -> int:
@@ -315,7 +308,7 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
-    threads = _threads()
+    threads = num_threads()
     smoothed = _smoothed(image, float(sigma), scale, threads)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
                                   bool(rootsift), threads) for size in sizes]
