@@ -171,6 +171,9 @@ def _run_match(args) -> int:
         if min(inputs[key].shape) < MIN_SIDE:
             raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels after "
                                f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
+    from ._kernels.warm import precompile
+
+    precompile(f"match_{args.detector}")   # a first run compiles its kernels in two processes at once
     result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
                           max_points=args.max_points, upright=args.upright, upsample=args.upsample,
                           max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify)

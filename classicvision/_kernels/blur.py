@@ -45,7 +45,7 @@ _PARALLEL_PIXELS = 1 << 16                       # images from this size get thr
 _BANDS = 16
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _border_index(i, n, border):
     """Index of ``i`` in the extension of ``range(n)`` by ``border`` (``i`` within the radius the
     mode allows, see the module docstring)."""
@@ -60,7 +60,7 @@ def _border_index(i, n, border):
     return i + n if i < 0 else i - n              # no modulo: it costs a division check per row
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _fill_border(padded, r, width, border):
     """Write the ``r`` spare pixels each side of the row ``padded[r:r + width]`` by ``border``."""
     for k in range(1, r + 1):
@@ -68,7 +68,7 @@ def _fill_border(padded, r, width, border):
         padded[r + width - 1 + k] = padded[r + _border_index(width - 1 + k, width, border)]
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, fastmath=True)
 def _fold_row(padded, half, dst):
     """x-pass: ``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the
     row with ``r`` border pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
@@ -93,7 +93,7 @@ def _fold_row(padded, half, dst):
             dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, fastmath=True)
 def _fold_rows(rows, i, half, border, dst):
     """y-pass: ``dst = sum_k half[|k|] rows[i + k]`` for ``|k| <= r``, row indices extended by
     ``border``; folded as :func:`_fold_row`."""

@@ -93,31 +93,62 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _drain(counter, bounds, function, args) -> None:
-    last = len(bounds) - 1
-    for i in counter:              # next() on itertools.count is atomic under the GIL
-        if i >= last:
-            return
-        function(bounds[i], bounds[i + 1], *args)
+class _Chunks:
+    """The chunks of one :func:`parallel_for` call: taken one at a time by whoever is free, and
+    counted when done, so that the caller waits only for chunks that were started."""
+
+    def __init__(self, bounds, function, args):
+        self.bounds, self.function, self.args = bounds, function, args
+        self.n = len(bounds) - 1
+        self.counter = itertools.count()      # next() on itertools.count is atomic under the GIL
+        self.lock = threading.Lock()
+        self.started = self.finished = 0
+        self.all_done = threading.Event()
+        self.error: BaseException | None = None
+
+    def drain(self) -> None:
+        for i in self.counter:
+            if i >= self.n or self.error is not None:
+                return
+            with self.lock:
+                self.started += 1
+            try:
+                self.function(self.bounds[i], self.bounds[i + 1], *self.args)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                self.error = exc
+            finally:
+                with self.lock:
+                    self.finished += 1
+                    if self.finished == self.n or (self.error is not None and self.finished == self.started):
+                        self.all_done.set()
+
+    def wait(self) -> None:
+        """After the caller's own drain: wait for the chunks others still run (a worker that never
+        woke up holds none), then re-raise the first error."""
+        with self.lock:
+            pending = self.finished < self.started
+        if pending or (self.error is None and self.finished < self.n):
+            self.all_done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = None) -> None:
     """Run ``function(start, stop, *args)`` over ``[0, n)``: serially when one thread is due or
     ``n < 2 * grain``, else in about ``4 * threads`` chunks of at least ``grain`` items, taken
-    dynamically by the pool and the calling thread. ``function`` must write disjoint outputs for
-    disjoint ranges; its exceptions are raised here."""
+    dynamically by the pool and the calling thread. The caller waits only for chunks already
+    started: a pool thread that was descheduled before it took one is not waited for (it finds
+    none left when it runs). ``function`` must write disjoint outputs for disjoint ranges; its
+    first exception is raised here."""
     threads = num_threads() if threads is None else threads
     if threads <= 1 or n < 2 * grain:
         if n > 0:
             function(0, n, *args)
         return
     n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
-    bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
-    counter = itertools.count()
+    chunks = _Chunks([n * i // n_chunks for i in range(n_chunks + 1)], function, args)
     pool = _get_pool(threads - 1)
-    futures = [pool.submit(_drain, counter, bounds, function, args) for _ in range(threads - 1)]
-    try:
-        _drain(counter, bounds, function, args)
-    finally:
-        for future in futures:
-            future.result()
+    for _ in range(threads - 1):
+        pool.submit(chunks.drain)
+    chunks.drain()
+    chunks.wait()

@@ -144,7 +144,7 @@ def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.
     return np.ascontiguousarray(order[:, :k], dtype=np.int64)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _squared(a, r, b, j):  # pragma: no cover - compiled
     """float64 ``sum_d (a[r, d] - b[j, d])^2``, four interleaved accumulators (fixed order)."""
     dim = a.shape[1]

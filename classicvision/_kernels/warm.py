@@ -1,0 +1,116 @@
+"""A first run compiles its kernels in parallel: one group in a child process, one in the caller.
+
+numba compiles one function at a time per process (a global compiler lock), and a first
+``classicvision match`` on a fresh install is mostly compilation. :func:`precompile` splits the
+kernels a job needs into two groups, compiles one in a child Python process (which writes numba's
+on-disk cache) while the calling process compiles the other, waits for the child, and returns; the
+job then loads the child's kernels from the cache. On a warm cache it only checks that every
+kernel's cache index exists (microseconds per kernel) and returns.
+
+Each group exercises its kernels on tiny inputs of the exact types the library passes, so the
+specializations compiled are the ones the job uses. The child is killed if the caller is
+interrupted, and it leaves nothing behind but cache files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["GROUPS", "JOBS", "is_cold", "precompile", "warm"]
+
+
+def _pyramid_and_dog():
+    from ..features.scale_space import dog_extrema, gaussian_pyramid
+
+    yy, xx = np.mgrid[:48, :48]
+    blob = np.exp(-((xx - 24.0) ** 2 + (yy - 20.0) ** 2) / 32.0).astype(np.float32)   # one DoG point
+    dog_extrema(gaussian_pyramid(blob))
+
+
+def _describe_on_pyramids():
+    from . import gradient, orientation, sift
+
+    levels = np.random.default_rng(0).random((6, 24, 24)).astype(np.float32)
+    orientation._orientation_histograms(levels, np.array([1]), np.array([12.0]), np.array([12.0]), np.array([2.0]),
+                                        36, 1.5, 3.0)
+    magnitude, bins = gradient._orientation_field(levels[0], 8)
+    raw = sift._describe(magnitude, bins, np.array([12.0]), np.array([12.0]), np.array([8.0]), np.array([0.5]), 4, 8)
+    sift._normalize_rows(raw, 0.2, True)
+
+
+def _nearest():
+    from . import nearest
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((20, 128), dtype=np.float32), rng.random((30, 128), dtype=np.float32)
+    nearest.k_nearest(a, b, 2, 2048)
+    nearest.k_nearest(b, a, 1, 2048)
+
+
+def _harris():
+    from ..features._gaussian import smooth_symmetric
+    from ..features.harris import harris
+
+    image = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    harris(image, threshold_rel=0.001, max_points=10)
+    smooth_symmetric(image, 1.0)
+
+
+#: Groups of kernels, each a function that compiles (or loads) them.
+GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "describe": _describe_on_pyramids, "nearest": _nearest,
+          "harris": _harris}
+_SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._normalize_rows_into",
+           "nearest._smallest_k", "nearest._rank_candidates")
+#: For each job: the groups compiled in a child process, those compiled in the caller, and the
+#: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
+JOBS = {
+    "match_dog": (("describe",), ("pyramid_and_dog", "nearest"),
+                  ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands", "dog._gather_candidates",
+                   "dog._refine", "orientation._orientation_histograms_points") + _SHARED),
+    "match_harris": (("describe",), ("harris", "nearest"),
+                     ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands") + _SHARED),
+}
+
+
+def is_cold(job: str) -> bool:
+    """Whether a kernel of ``job`` has no cache index yet in numba's cache folder
+    (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the kernels, or numba's per-user fallback when
+    that is read-only)."""
+    import importlib
+
+    for name in JOBS[job][2]:
+        module, attribute = name.split(".")
+        dispatcher = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+        stem = f"{module}.{dispatcher.py_func.__qualname__}-"
+        if not any(Path(dispatcher.stats.cache_path).glob(f"{stem}*.nbi")):
+            return True
+    return False
+
+
+def warm(*groups: str) -> None:
+    """Compile (or load) the kernels of ``groups`` in this process."""
+    for name in groups:
+        GROUPS[name]()
+
+
+def precompile(job: str, *, timeout: float = 300.0) -> bool:
+    """When the cache is cold, compile the kernels of ``job`` (a key of :data:`JOBS`) in two
+    processes at once; returns whether it did. Errors in the child are not fatal: the job
+    compiles what is missing itself."""
+    if not is_cold(job):
+        return False
+    in_child, here, _ = JOBS[job]
+    code = f"from classicvision._kernels.warm import warm; warm(*{in_child!r})"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        warm(*here)
+        child.wait(timeout=timeout)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return True

@@ -1,0 +1,107 @@
+"""Start-up: a lazy import, the numba cache where the package is read-only, and the parallel first
+compilation (classicvision._kernels.warm)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import classicvision
+
+
+def _python(code, env=None, timeout=600):
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_loads_no_heavy_dependency():
+    out = _python("""
+        import json, sys
+        import classicvision
+        heavy = ("sklearn", "torch", "matplotlib", "numba", "scipy", "cv2", "skimage")
+        print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))
+    """)
+    assert json.loads(out) == []
+
+
+def test_dir_lists_the_api_and_every_name_loads():
+    names = dir(classicvision)
+    for name in classicvision.__all__:
+        assert name in names
+        assert getattr(classicvision, name) is not None
+    assert {"features", "matching", "recognition"} <= set(names)
+    assert classicvision.match_images is classicvision.matching.pipeline.match_images
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        classicvision.nope
+
+
+def test_numba_cache_dir_is_honoured(tmp_path):
+    _python("""
+        import numpy as np
+        from classicvision._kernels.blur import _upsample2
+        _upsample2(np.zeros((4, 4), np.float32))
+    """, {"NUMBA_CACHE_DIR": str(tmp_path)})
+    assert any(p.name.startswith("blur._upsample2_rows-") for p in tmp_path.rglob("*.nbi"))
+
+
+def test_read_only_package_falls_back_to_a_user_cache(tmp_path):
+    """As root, chmod cannot make a folder read-only, so the package's __pycache__ is made to refuse
+    writes the way numba probes it (a temporary file); the cache must then go to the user folder."""
+    package = os.path.dirname(classicvision.__file__)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "user-cache")
+    code = f"""
+        import tempfile
+        real = tempfile.TemporaryFile
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and str(dir).startswith({package!r}):
+                raise PermissionError(13, "Permission denied (read-only site-packages)", dir)
+            return real(*args, dir=dir, **kwargs)
+        tempfile.TemporaryFile = refuse
+        import numpy as np
+        from classicvision._kernels.blur import _upsample2, _upsample2_rows
+        _upsample2(np.zeros((4, 4), np.float32))
+        print(_upsample2_rows.stats.cache_path)
+    """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(tmp_path / "user-cache"))
+    assert any(p.name.startswith("blur._upsample2_rows-") for p in (tmp_path / "user-cache").rglob("*.nbi"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", ["match_dog", "match_harris"])
+def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job):
+    out = _python(f"""
+        import json, os
+        from classicvision._kernels.warm import is_cold, precompile
+        before = is_cold({job!r})
+        did = precompile({job!r})
+        children = [p for p in os.listdir("/proc") if p.isdigit()
+                    and open(f"/proc/{{p}}/stat").read().split(")")[-1].split()[1] == str(os.getpid())]
+        print(json.dumps([before, did, is_cold({job!r}), precompile({job!r}), children]))
+    """, {"NUMBA_CACHE_DIR": str(tmp_path)})
+    before, did, after, again, children = json.loads(out)
+    assert before and did and not after and not again and children == []
+
+
+def test_embedded_pair_is_skimages_without_its_reader():
+    from skimage import data
+
+    from classicvision.datasets import stereo_pair
+    from classicvision.io import as_float_image
+
+    left, right, disparity = stereo_pair()
+    expected = data.stereo_motorcycle()
+    np.testing.assert_array_equal(left, as_float_image(expected[0]))
+    np.testing.assert_array_equal(right, as_float_image(expected[1]))
+    np.testing.assert_array_equal(disparity, expected[2].astype(np.float32))
