@@ -137,3 +137,89 @@ def _orientation_field_reference(smoothed, n_ori):
     bins = np.mod(np.arctan2(gy, gx) * (n_ori / (2 * np.pi)), n_ori)
     return np.hypot(gx, gy).astype(np.float32), bins.astype(np.float32), gx, gy
 
+
+
+# --------------------------------------------------------------------------------------------
+# Fused gradient pairs (Sobel, derivative of Gaussian)
+
+def gradient_pair(image, rows_map, cols_map, symmetric, antisymmetric):
+    """``gx, gy`` of a separable gradient operator in one sweep: ``gx = A_x * (S_y * image)`` and
+    ``gy = S_x * (A_y * image)`` (correlations; y-pass, then x-pass), where ``S`` is the symmetric
+    smoothing kernel and ``A`` the antisymmetric derivative kernel: Sobel (``[1, 2, 1] / 4`` and
+    ``[-1, 0, 1] / 2``) or the derivative of Gaussian (``g`` and ``d``).
+
+    ``image`` ``(H, W)`` float32; ``symmetric`` and ``antisymmetric`` float32 of one odd length
+    ``2 r + 1`` (``S[r - k] == S[r + k]``, ``A[r - k] == -A[r + k]``); ``rows_map``
+    ``(H + 2 r,)`` and ``cols_map`` ``(W + 2 r,)`` int64 from :func:`border_map`. The symmetric
+    and antisymmetric taps are folded: each pair of rows (columns) at offsets ``-k, +k`` is read
+    once, giving ``S_k (p + q)`` and ``A_k (q - p)``. Returns ``(gx, gy)``, ``(H, W)`` float32;
+    rows on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
+    height, width = image.shape
+    r = symmetric.shape[0] // 2
+    gx = np.empty((height, width), np.float32)
+    gy = np.empty((height, width), np.float32)
+    parallel_for(_gradient_pair_rows, height, image, rows_map, cols_map, np.ascontiguousarray(symmetric[r:]),
+                 np.ascontiguousarray(antisymmetric[r:]), gx, gy, grain=16)
+    return gx, gy
+
+
+@kernel(fastmath=True)
+def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, gx, gy):
+    """Rows ``start <= y < stop`` of :func:`gradient_pair` (``s_half``, ``a_half``: taps at offsets
+    ``0..r``): the folded y-passes into row buffers with ``r`` border pixels each side (SIMD over
+    the row), the border written, then the folded x-passes."""
+    width = image.shape[1]
+    r = s_half.shape[0] - 1
+    smooth = np.zeros(width + 2 * r, np.float32)      # S_y * image, then its border
+    slope = np.zeros(width + 2 * r, np.float32)       # A_y * image
+    zeros = np.zeros(width, np.float32)
+    cs = smooth[r:r + width]
+    ca = slope[r:r + width]
+    for y in range(start, stop):
+        centre = image[rows_map[y + r]]
+        w0 = s_half[0]
+        for x in range(width):
+            cs[x] = w0 * centre[x]
+            ca[x] = 0.0
+        for k in range(1, r + 1):
+            above = rows_map[y + r - k]
+            below = rows_map[y + r + k]
+            p = image[above] if above >= 0 else zeros
+            q = image[below] if below >= 0 else zeros
+            ws = s_half[k]
+            wa = a_half[k]
+            for x in range(width):
+                cs[x] += ws * (p[x] + q[x])
+                ca[x] += wa * (q[x] - p[x])
+        for k in range(r):
+            for position in (k, r + width + k):
+                source = cols_map[position]
+                smooth[position] = smooth[r + source] if source >= 0 else 0.0
+                slope[position] = slope[r + source] if source >= 0 else 0.0
+        ox = gx[y]
+        oy = gy[y]
+        w0 = s_half[0]
+        for x in range(width):
+            ox[x] = 0.0
+            oy[x] = w0 * ca[x]
+        for k in range(1, r + 1):
+            ws = s_half[k]
+            wa = a_half[k]
+            left_s = smooth[r - k:r - k + width]
+            right_s = smooth[r + k:r + k + width]
+            left_a = slope[r - k:r - k + width]
+            right_a = slope[r + k:r + k + width]
+            for x in range(width):
+                ox[x] += wa * (right_s[x] - left_s[x])
+                oy[x] += ws * (left_a[x] + right_a[x])
+
+
+def border_map(n: int, radius: int, mode: str) -> np.ndarray:
+    """``(n + 2 radius,)`` int64: for each padded position, its source index in ``range(n)`` under
+    the border ``mode`` (scipy.ndimage names, numpy's padding), ``-1`` for ``'constant'``."""
+    if mode == "constant":
+        index = np.full(n + 2 * radius, -1, np.int64)
+        index[radius:radius + n] = np.arange(n)
+        return index
+    numpy_mode = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}[mode]
+    return np.pad(np.arange(n, dtype=np.int64), radius, mode=numpy_mode)
