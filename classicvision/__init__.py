@@ -14,7 +14,7 @@ from ._lazy import attach
 __version__ = "0.2.0"
 
 _NAMES = {
-    "io": ["as_float_image", "read_image"],
+    "io": ["ImageReadError", "ImageTooLargeError", "as_float_image", "read_image"],
     "datasets": ["data_dir", "embedded_pair", "load_image_folder", "load_pair", "read_images", "stereo_pair"],
 }
 for _package in ("features", "matching", "recognition"):

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 
 import numpy as np
 
 __all__ = [
     "check_image",
+    "check_pixel_limit",
+    "image_array",
+    "image_scale",
+    "max_pixels_from_environment",
+    "resolve_max_pixels",
     "check_points",
     "check_descriptors",
     "check_scalar",
@@ -22,29 +29,155 @@ __all__ = [
     "check_descriptor_options",
 ]
 
-# Largest value of each integer dtype an image may arrive in; floats are taken as already in [0, 1].
-_INTEGER_SCALE = {
-    np.dtype(np.uint8): 255.0,
-    np.dtype(np.uint16): 65535.0,
-    np.dtype(np.int16): 32767.0,
-    np.dtype(np.int32): 2147483647.0,
-}
+# The pixel limit shared by the file reader and the array checks (classicvision.io documents it).
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "CLASSICVISION_MAX_IMAGE_PIXELS"
+# Float images may stray this far outside [0, 1] (interpolation overshoot) and still be accepted.
+RANGE_TOLERANCE = 0.25
+_RAISE_LIMIT = (f"set classicvision.io.MAX_IMAGE_PIXELS or the environment variable {MAX_PIXELS_ENV} "
+                "(a larger number, or 'none')")
 
 
-def check_image(image, name: str = "image", *, min_size: int = 1) -> np.ndarray:
-    """Return ``image`` as a C-contiguous 2-D float32 array, or raise naming what is wrong.
+def max_pixels_from_environment() -> int | None:
+    """The pixel limit the environment variable sets: an int, None for 'none', else the default."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"the environment variable {MAX_PIXELS_ENV} must be a positive integer or 'none', "
+                         f"got {text!r}")
+    return value
 
-    Integer images are scaled to [0, 1] by their dtype's maximum (uint8 by 255, uint16 by 65535);
-    float images keep their values. Colour images are refused here: convert them once, at the
-    edge, with :func:`classicvision.io.as_float_image`.
+
+def resolve_max_pixels(max_pixels) -> int | None:
+    """``max_pixels`` checked, or (when None) the module setting ``classicvision.io.MAX_IMAGE_PIXELS``."""
+    if max_pixels is not None:
+        return int(check_scalar(max_pixels, "max_pixels", kind=numbers.Integral, low=1))
+    io_module = sys.modules.get("classicvision.io")  # not imported: nobody can have changed its setting
+    if io_module is None:
+        return max_pixels_from_environment()
+    return getattr(io_module, "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def check_pixel_limit(shape, name: str, max_pixels=None) -> None:
+    """Raise ``ValueError`` when ``shape[0] * shape[1]`` is over the pixel limit (see resolve_max_pixels)."""
+    limit = resolve_max_pixels(max_pixels)
+    height, width = int(shape[0]), int(shape[1])
+    if limit is not None and height * width > limit:
+        raise ValueError(f"{name} has {height}x{width} = {height * width:,} pixels, over the limit of "
+                         f"{limit:,}; to accept it, {_RAISE_LIMIT}")
+
+
+def image_array(image, name: str = "image", *, ndim: int = 2, min_size: int = 1, max_pixels=None) -> np.ndarray:
+    """``image`` as an ndarray with its type, dtype, dimensions and size checked, not yet converted.
+
+    The pixel limit is checked here, before any conversion copy.
+    """
+    if not isinstance(image, np.ndarray):
+        if not isinstance(image, (list, tuple)):
+            raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
+        try:
+            image = np.asarray(image)
+        except (ValueError, TypeError):
+            raise ValueError(f"{name} must be a rectangular array, got a ragged {type(image).__name__}") from None
+    kind = image.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {image.dtype}; pass np.abs({name}) or {name}.real")
+    if kind not in "buif":
+        raise TypeError(f"{name} must have a numeric dtype, got {image.dtype}")
+    if image.ndim != ndim:
+        hint = " (convert colour images with classicvision.as_float_image)" if image.ndim == 3 else ""
+        raise ValueError(f"{name} must be {ndim}-D, got shape {image.shape}{hint}")
+    height, width = image.shape[:2]
+    if height < min_size or width < min_size:
+        raise ValueError(f"{name} must be at least {min_size}x{min_size} pixels, got shape {image.shape}")
+    check_pixel_limit(image.shape, name, max_pixels)
+    return image
+
+
+def image_scale(image: np.ndarray, name: str = "image", *, check_range: bool = True) -> float:
+    """The factor that puts ``image`` (a checked ndarray, any shape) in [0, 1], by the policy of
+    :func:`check_image`; raises ``ValueError`` for values the policy refuses."""
+    dtype = image.dtype
+    if dtype.kind == "b":
+        return 1.0
+    if dtype == np.uint8:
+        return 1.0 / 255.0
+    if dtype == np.uint16:
+        return 1.0 / 65535.0
+    if image.size == 0:
+        return 1.0
+    if dtype.kind == "f":
+        low, high = float(image.min()), float(image.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if max(-low, high) > float(np.finfo(np.float32).max):
+            raise ValueError(f"{name} holds values beyond float32's range ([{low:.4g}, {high:.4g}])")
+        if check_range and (low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE):
+            if low >= 0 and high <= 255:
+                fix = "divide it by 255 (it looks like 8-bit values) or pass it as uint8"
+            elif low >= 0 and high <= 65535:
+                fix = "divide it by 65535 (it looks like 16-bit values) or pass it as uint16"
+            else:
+                fix = f"rescale it, e.g. ({name} - {name}.min()) / ({name}.max() - {name}.min())"
+            raise ValueError(f"{name} holds float values in [{low:.4g}, {high:.4g}], but float images must be "
+                             f"in [0, 1]: {fix}")
+        return 1.0
+    low, high = int(image.min()), int(image.max())
+    if low < 0:
+        raise ValueError(f"{name} has dtype {dtype} with negative values (min {low}); integer images must hold "
+                         f"pixel values >= 0: convert it to floats in [0, 1] first, e.g. "
+                         f"({name} - {name}.min()) / ({name}.max() - {name}.min())")
+    if high <= 255:
+        return 1.0 / 255.0
+    if high <= 65535:
+        return 1.0 / 65535.0
+    raise ValueError(f"{name} has dtype {dtype} with values up to {high}, over 65535 (16 bits): convert it to "
+                     f"floats in [0, 1] first, e.g. {name} / {name}.max()")
+
+
+def check_image(image, name: str = "image", *, min_size: int = 1, check_range: bool = False,
+                max_pixels=None) -> np.ndarray:
+    """Return ``image`` as a C-contiguous 2-D float32 array in [0, 1], or raise naming what is wrong.
+
+    The conversion policy, by dtype:
+
+    - bool: False 0, True 1.
+    - uint8: divided by 255; uint16: divided by 65535 (the dtype says the bit depth).
+    - every other integer dtype (int8/16/32/64, uint32/64, e.g. ``np.array(image.tolist())``):
+      the bit depth is inferred from the values: largest value <= 255 divides by 255, <= 65535
+      by 65535; a negative value, or one over 65535, raises ``ValueError`` saying how to convert.
+    - float16/32/64: kept as they are (converted to float32); NaN, infinity or a value beyond
+      float32's range raises. With ``check_range=True`` (for detectors, descriptors, pipelines
+      and file readers, whose thresholds assume [0, 1]) values outside [-0.25, 1.25] raise
+      ``ValueError`` naming the range found and the fix (0-255 floats: divide by 255); the
+      tolerance admits the overshoot of interpolation. ``check_range=False`` (the default, for
+      linear filters, which are meaningful on signed data) accepts any finite floats.
+    - complex, object, string, datetime: ``TypeError``.
+
+    Colour images are refused here: convert them once, at the edge, with
+    :func:`classicvision.io.as_float_image`. Arrays with more than the pixel limit
+    (``classicvision.io.MAX_IMAGE_PIXELS``, default 100 megapixels) are refused before any copy.
+    Non-contiguous and negative-stride views are copied; a C-contiguous float32 array is
+    returned as it is (not copied, read-only arrays included).
 
     Parameters
     ----------
-    image : (H, W) array of uint8, uint16, int16, int32, float32 or float64
+    image : (H, W) array of bool, integers or floats (or a nested list)
     name : str
         The argument's name, used in error messages.
     min_size : int
         Smallest accepted height and width.
+    check_range : bool
+        Refuse float images outside [-0.25, 1.25] (see above).
+    max_pixels : int or None
+        Largest ``H * W``; None uses ``classicvision.io.MAX_IMAGE_PIXELS``.
 
     Returns
     -------
@@ -53,34 +186,23 @@ def check_image(image, name: str = "image", *, min_size: int = 1) -> np.ndarray:
     Raises
     ------
     TypeError
-        If ``image`` is not an array of a supported dtype.
+        If ``image`` is not an array of a real numeric dtype.
     ValueError
-        If it is not 2-D, smaller than ``min_size`` on a side, or holds NaN or infinity.
+        If it is not 2-D, smaller than ``min_size`` on a side, over the pixel limit, holds NaN
+        or infinity, or values the policy above refuses.
+
+    Examples
+    --------
+    >>> check_image(np.array([[0, 255]], np.int64))
+    array([[0., 1.]], dtype=float32)
     """
-    if not isinstance(image, np.ndarray):
-        if isinstance(image, (list, tuple)):
-            image = np.asarray(image)
-        else:
-            raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
-    if image.dtype == np.bool_:
-        image = image.astype(np.float32)
-    if image.dtype.kind not in "uif":
-        raise TypeError(f"{name} must have a numeric dtype, got {image.dtype}")
-    if image.ndim != 2:
-        hint = " (convert colour images with classicvision.as_float_image)" if image.ndim == 3 else ""
-        raise ValueError(f"{name} must be 2-D, got shape {image.shape}{hint}")
-    height, width = image.shape
-    if height < min_size or width < min_size:
-        raise ValueError(f"{name} must be at least {min_size}x{min_size} pixels, got shape {image.shape}")
-    if image.dtype.kind == "f":
-        out = np.ascontiguousarray(image, dtype=np.float32)
-        if not np.isfinite(out).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return out
-    scale = _INTEGER_SCALE.get(image.dtype)
-    if scale is None:
-        scale = float(np.iinfo(image.dtype).max)
-    return np.ascontiguousarray(image, dtype=np.float32) * np.float32(1.0 / scale)
+    image = image_array(image, name, min_size=min_size, max_pixels=max_pixels)
+    factor = image_scale(image, name, check_range=check_range)
+    if image.dtype.kind == "f" or image.dtype.kind == "b":
+        return np.ascontiguousarray(image, dtype=np.float32)
+    out = image.astype(np.float32, order="C")
+    out *= np.float32(factor)
+    return out
 
 
 def check_points(points, name: str = "points") -> np.ndarray:

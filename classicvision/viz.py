@@ -2,7 +2,10 @@
 
 Every ``plot_*`` function draws on a given matplotlib ``Axes`` or, when ``ax`` is None, on a new
 ``matplotlib.figure.Figure`` attached to an Agg canvas, and returns the Axes (its figure is
-``ax.figure``). Every ``save_*`` function writes a PNG and returns its ``pathlib.Path``.
+``ax.figure``). Every ``save_*`` function writes the format its path's extension names (``.png``,
+``.jpg``/``.jpeg``, ``.tif``/``.tiff``, ``.webp``, ``.pdf``, ``.svg``, ``.svgz``, ``.eps``, ``.ps``;
+PNG when there is none; any other extension raises ``ValueError`` before anything is drawn) and
+returns its ``pathlib.Path``.
 matplotlib is imported inside the functions and ``pyplot`` is never used, so no display, no
 global figure registry and no backend switch is involved (safe in tests, workers and servers).
 
@@ -18,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_descriptors, check_image, check_matches, check_points, check_scalar
+from ._validation import (
+    check_descriptors,
+    check_image,
+    check_matches,
+    check_pixel_limit,
+    check_points,
+    check_scalar,
+)
 
 __all__ = [
     "plot_matches",
@@ -46,11 +56,32 @@ def _new_axes(width_in: float, height_in: float, *, frameless: bool = False):
     return figure.add_subplot(1, 1, 1)
 
 
+# Formats matplotlib's Agg canvas writes, by file extension (JPEG, TIFF and WebP through Pillow).
+SAVE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
+                ".webp": "webp", ".pdf": "pdf", ".svg": "svg", ".svgz": "svgz", ".eps": "eps", ".ps": "ps"}
+
+
+def save_format(path) -> str:
+    """The format a ``save_*`` function writes to ``path``: from its extension (case ignored),
+    PNG when it has none; ``ValueError`` for an extension not in :data:`SAVE_FORMATS`."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "png"
+    if suffix not in SAVE_FORMATS:
+        listed = ", ".join(SAVE_FORMATS)
+        raise ValueError(f"cannot save a figure as {str(path)!r}: unknown extension {suffix!r} (use one of {listed})")
+    return SAVE_FORMATS[suffix]
+
+
 def _save(ax, path, dpi: int) -> Path:
+    """Write the figure to exactly ``path``, in the format its extension names (see save_format)."""
     path = Path(path)
-    check_scalar(dpi, "dpi", low=1)
+    check_scalar(dpi, "dpi", low=1, high=2400)
+    form = save_format(path)
+    width_in, height_in = ax.figure.get_size_inches()
+    check_pixel_limit((round(height_in * dpi), round(width_in * dpi)), f"the figure at dpi={dpi}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.savefig(path, dpi=dpi, format="png")
+    ax.figure.savefig(path, dpi=dpi, format=form)
     return path
 
 
@@ -61,8 +92,8 @@ def _side_by_side(image1, image2) -> np.ndarray:
     -------
     canvas : (max(H1, H2), W1 + W2) float32 array; image2 starts at column ``W1``.
     """
-    image1 = check_image(image1, "image1")
-    image2 = check_image(image2, "image2")
+    image1 = check_image(image1, "image1", check_range=True)
+    image2 = check_image(image2, "image2", check_range=True)
     height = max(image1.shape[0], image2.shape[0])
     canvas = np.zeros((height, image1.shape[1] + image2.shape[1]), np.float32)
     canvas[:image1.shape[0], :image1.shape[1]] = image1
@@ -123,7 +154,9 @@ def plot_matches(image1, image2, points1, points2, matches, *, correct=None, ax=
     check_scalar(linewidth, "linewidth", low=0.0, low_inclusive=False)
     height, width = canvas.shape
     if ax is None:
-        ax = _new_axes(12.0, max(1.0, 12.0 * height / width), frameless=True)
+        inches = 12.0 / max(width, height)  # the longer side 12 inches, neither under 1
+        ax = _new_axes(max(1.0, 12.0 if width >= height else width * inches),
+                       max(1.0, 12.0 * height / width if width >= height else 12.0), frameless=True)
     ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     start = points1[matches[:, 0]]
     end = points2[matches[:, 1]] + np.array([offset, 0], np.float32)
@@ -145,7 +178,11 @@ def plot_matches(image1, image2, points1, points2, matches, *, correct=None, ax=
 
 def save_matches(path, image1, image2, points1, points2, matches, *, correct=None, max_lines=None,
                  dpi: int = 100) -> Path:
-    """Write :func:`plot_matches` to a PNG (1200 px wide at ``dpi=100``) and return its path."""
+    """Write :func:`plot_matches` to ``path`` (1200 px wide at ``dpi=100``) and return its path.
+
+    The format follows the extension (``m.jpg`` is a JPEG; see :func:`save_format`).
+    """
+    save_format(path)
     ax = plot_matches(image1, image2, points1, points2, matches, correct=correct, max_lines=max_lines)
     return _save(ax, path, dpi)
 
@@ -185,7 +222,8 @@ def plot_descriptors(descriptors, *, ax=None, title=None):
 
 
 def save_descriptors(path, descriptors, *, title=None, dpi: int = 100) -> Path:
-    """Write :func:`plot_descriptors` to a PNG and return its path."""
+    """Write :func:`plot_descriptors` to ``path`` (format from the extension) and return its path."""
+    save_format(path)
     return _save(plot_descriptors(descriptors, title=title), path, dpi)
 
 
@@ -258,17 +296,18 @@ def plot_confusion_matrix(matrix, class_names, *, normalize: bool = True, ax=Non
 
 def save_confusion_matrix(path, matrix, class_names, *, normalize: bool = True, title=None,
                           dpi: int = 100) -> Path:
-    """Write :func:`plot_confusion_matrix` to a PNG and return its path."""
+    """Write :func:`plot_confusion_matrix` to ``path`` (format from the extension) and return its path."""
+    save_format(path)
     ax = plot_confusion_matrix(matrix, class_names, normalize=normalize, title=title)
     return _save(ax, path, dpi)
 
 
 def save_training_curves(path, history, *, title=None, dpi: int = 100) -> Path:
-    """Plot per-epoch training curves to a PNG: losses on the left, everything else on the right.
+    """Plot per-epoch training curves (format from the extension): losses left, everything else right.
 
     Parameters
     ----------
-    path : path of the PNG to write
+    path : path of the picture to write (``.png``, ``.jpg``, ``.pdf``, ... see :func:`save_format`)
     history : dict of str -> sequence of numbers
         e.g. ``{'loss': [...], 'train_accuracy': [...], 'val_accuracy': [...]}``; keys containing
         ``'loss'`` go on the left panel. Sequences may differ in length (epoch ``1..len``);
@@ -289,6 +328,7 @@ def save_training_curves(path, history, *, title=None, dpi: int = 100) -> Path:
     ...     out.is_file()
     True
     """
+    save_format(path)
     if not isinstance(history, dict) or not history:
         raise ValueError(f"history must be a non-empty dict of lists, got {history!r}")
     curves = {}

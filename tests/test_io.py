@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from classicvision.io import as_float_image, read_image, resize
+from classicvision.io import ImageReadError, as_float_image, read_image, resize
 
 
 @pytest.fixture
@@ -43,11 +43,16 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         read_image(tmp_path / "nope.png")
     (tmp_path / "bad.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.raises(ValueError, match="cannot decode"):
+    with pytest.raises(ImageReadError, match="cannot decode image file .*bad.jpg: not a PNG, JPEG"):
         read_image(tmp_path / "bad.jpg")
+    (tmp_path / "trunc.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    with pytest.raises(ImageReadError, match="cannot decode image file .*trunc.jpg: corrupt JPEG header"):
+        read_image(tmp_path / "trunc.jpg")
     (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(ValueError, match="cannot decode"):
+    with pytest.raises(ImageReadError, match="empty.png: the file is empty"):
         read_image(tmp_path / "empty.png")
+    with pytest.raises(ImageReadError, match="it is a directory"):
+        read_image(tmp_path)
 
 
 def test_as_float_image_layouts():
@@ -64,3 +69,26 @@ def test_as_float_image_layouts():
         as_float_image(np.zeros((2, 2, 2, 2)))
     with pytest.raises(ValueError, match="NaN"):
         as_float_image(np.full((2, 2, 3), np.inf))
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tiff", ".webp", ".pgm", ".ppm"])
+def test_every_supported_format_reads(tmp_path, gradient_u8, ext):
+    colour = ext not in (".pgm",)
+    image = np.dstack([gradient_u8] * 3) if colour else gradient_u8
+    cv2.imwrite(str(tmp_path / f"a{ext}"), image, [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else [])
+    atol = 3 / 255 if ext == ".jpg" else 1e-6
+    np.testing.assert_allclose(read_image(tmp_path / f"a{ext}"), gradient_u8 / 255.0, atol=atol)
+
+
+def test_16_bit_tiff_and_colour_png(tmp_path, gradient_u8):
+    sixteen = gradient_u8.astype(np.uint16) * 257 + 1
+    cv2.imwrite(str(tmp_path / "a.tiff"), sixteen)
+    np.testing.assert_allclose(read_image(tmp_path / "a.tiff"), sixteen / 65535.0, atol=1e-7)
+    cv2.imwrite(str(tmp_path / "c.png"), np.dstack([sixteen] * 3))
+    np.testing.assert_allclose(read_image(tmp_path / "c.png"), sixteen / 65535.0, atol=1e-6)
+    assert read_image(tmp_path / "c.png").max() <= 1.0
+
+
+def test_resize_refuses_sizes_over_the_limit():
+    with pytest.raises(ValueError, match="image resized by scale=1000.0 has 10000x10000 = 100,000,000 pixels"):
+        resize(np.zeros((10, 10), np.float32), 1000.0, max_pixels=10**7)

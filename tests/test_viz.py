@@ -167,3 +167,30 @@ def test_training_curves(tmp_path):
         save_training_curves(tmp_path / "x.png", {"loss": []})
     with pytest.raises(ValueError, match=r"history\['acc'\]"):
         save_training_curves(tmp_path / "x.png", {"acc": ["a", "b"]})
+
+
+@pytest.mark.parametrize("name, magic", [("m.jpg", b"\xff\xd8\xff"), ("m.JPEG", b"\xff\xd8\xff"),
+                                         ("m.png", b"\x89PNG"), ("m", b"\x89PNG"), ("m.tiff", (b"II*\x00", b"MM\x00*")),
+                                         ("m.webp", b"RIFF"), ("m.pdf", b"%PDF"), ("m.svg", b"<?xml")])
+def test_save_writes_the_format_the_extension_names(tmp_path, matched, name, magic):
+    image1, image2, p1, p2, matches, _ = matched
+    path = save_matches(tmp_path / name, image1, image2, p1, p2, matches, dpi=20)
+    assert path == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert path.read_bytes().startswith(magic)
+
+
+def test_save_refuses_unknown_extensions_and_huge_figures(tmp_path, matched):
+    image1, image2, p1, p2, matches, _ = matched
+    for name in ("m.xyz", "m.jpg.bak", "m.raw"):
+        with pytest.raises(ValueError, match=r"cannot save a figure as .*: unknown extension .* \(use one of .png, .jpg"):
+            save_matches(tmp_path / name, image1, image2, p1, p2, matches)
+    with pytest.raises(ValueError, match="unknown extension"):
+        save_descriptors(tmp_path / "d.bmp", np.eye(4, 128, dtype=np.float32))
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="dpi must be <= 2400"):
+        save_descriptors(tmp_path / "d.png", np.eye(4, 128, dtype=np.float32), dpi=10**6)
+    tall = np.zeros((20000, 2), np.float32)  # a 1:10000 canvas stays within 12 inches
+    path = save_matches(tmp_path / "tall.png", tall, tall, np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2), int))
+    assert max(cv2.imread(str(path)).shape[:2]) <= 1300
+    with pytest.raises(ValueError, match="0-255|divide it by 255"):
+        plot_matches(image1 * 255.0, image2, p1, p2, matches)
