@@ -2,7 +2,7 @@
 
 Algorithm
 ---------
-1. Gradient and orientation binning exactly as :func:`classicvision.sift.sift_descriptors`
+1. Gradient and orientation binning exactly as :func:`classicvision.features.sift.sift_descriptors`
    (Gaussian pre-smoothing ``sigma``, central differences), split into ``n_orientations``
    **orientation planes**: each pixel's magnitude goes linearly to its 2 nearest bins,
    ``plane_b[y, x] = |g| * (1 - |t - b|)`` for the bin coordinate ``t`` of its orientation.
@@ -18,7 +18,7 @@ Algorithm
    the grid rows, then along x sampled at the grid columns, each over its cell's nonzero taps
    only. This is the same sum as the sparse descriptor's upright pixel sampling, so the two agree
    to float rounding at the grid points.
-   One fused numba sweep (:mod:`classicvision._dense_sift_kernels`) goes down the image grid row
+   One fused numba sweep (:mod:`classicvision._kernels.dense_sift`) goes down the image grid row
    by grid row: the orientation planes of the ``T = 2 r + 1`` rows under the grid row (a ring
    buffer, rows shared with the grid row above not recomputed; stored polyphase, so that the
    x-pass runs over all grid columns at once), the y-pass, the x-pass and the normalization, so
@@ -56,10 +56,11 @@ import threading
 
 import numpy as np
 
+from .. import _limits
 from .._kernels.blur import _blur, _blur_scratch_size
 from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
 from .._kernels.jit import num_threads
-from .._validation import check_descriptor_options, check_image, check_scalar
+from .._validation import check_descriptor_options, check_image, check_pixel_limit, check_scalar
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
 
 __all__ = ["dense_sift", "dense_sift_multi", "dense_grid"]
@@ -172,7 +173,7 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
     until the next call."""
     g = cached_gaussian_kernel1d(sigma) if sigma > 0 else None
     if image.dtype == np.uint8 and (g is None or g.size // 2 > min(image.shape)):
-        image = check_image(image)
+        image = check_image(image, check_range=True)
     if g is None:
         return image
     if g.size // 2 > min(image.shape):
@@ -212,6 +213,23 @@ def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n
                                rootsift, True, n_bands, scratch)
 
 
+def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int) -> None:
+    """Refuse a result or a per-size scratch above :data:`classicvision._limits.MAX_ARRAY_BYTES`."""
+    dim = n_cells * n_cells * n_orientations
+    total = 0
+    for size in sizes:
+        r, n_rows, n_cols = _grid_counts(shape, step, float(size), n_cells)
+        if n_rows == 0 or n_cols == 0:
+            continue
+        total += n_rows * n_cols
+        n_bands = _n_bands(n_rows, num_threads())
+        scratch = 4.0 * n_bands * _band_scratch_size(step, n_cols, 2 * r + 1, n_cells, n_orientations)
+        _limits.check_array_bytes(scratch, f"the scratch of dense SIFT at size={size!r} on a {shape[0]}x{shape[1]} "
+                                  f"image", "pass a smaller size, step or n_orientations")
+    _limits.check_array_bytes(4.0 * total * dim, f"{total} dense descriptors of {dim} values",
+                              "pass a larger step, fewer sizes or a smaller image")
+
+
 def dense_sift(image, *, step: int = 8, size: float = 16, rootsift: bool = False, clip: float = 0.2,
                n_cells: int = 4, n_orientations: int = 8,
                sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -221,9 +239,11 @@ def dense_sift(image, *, step: int = 8, size: float = 16, rootsift: bool = False
     ----------
     image : (H, W) array (uint8, uint16 or float in [0, 1])
     step : int
-        Grid spacing in px.
+        Grid spacing in px; a step longer than the image gives one point per axis (as the
+        image's larger side would), and costs no more.
     size : float
-        Side in px of the square support covered by the ``n_cells x n_cells`` cells.
+        Side in px of the square support covered by the ``n_cells x n_cells`` cells; a support
+        wider than the image gives no point.
     rootsift : bool
         Apply RootSIFT after clipping (Arandjelovic & Zisserman 2012).
     clip : float
@@ -240,6 +260,14 @@ def dense_sift(image, *, step: int = 8, size: float = 16, rootsift: bool = False
     descriptors : (M, n_cells**2 * n_orientations) float32 array
         Unit L2 rows (all zeros on a patch without gradient), equal to
         ``sift_descriptors(image, points, size=size)`` up to float rounding.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, for values out of range, and for costs past the limits of
+        :mod:`classicvision._limits`: descriptors longer than ``MAX_DESCRIPTOR_DIM`` (4096), more
+        than ``MAX_SIZES`` sizes, a ``sigma`` wider than twice the image, a result or a scratch
+        above ``MAX_ARRAY_BYTES``.
 
     References
     ----------
@@ -292,19 +320,26 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2 and image.size \
             and image.flags.c_contiguous:
         scale = 1.0 / 255.0                 # check_image's conversion, fused into the smoothing
+        check_pixel_limit(image.shape, "image")
     else:
-        image, scale = check_image(image), 1.0
+        image, scale = check_image(image, check_range=True), 1.0
     check_descriptor_options(n_cells, n_orientations, clip, rootsift, sigma)
+    dim = _limits.check_descriptor_dim(n_cells, n_orientations)
     if isinstance(sizes, numbers.Real):
         sizes = (sizes,)
+    if hasattr(sizes, "__len__"):
+        _limits.check_limit(len(sizes), "MAX_SIZES", f"sizes holds {len(sizes)} sizes", "pass fewer")
     sizes = tuple(sizes)
     if len(sizes) == 0:
         raise ValueError("sizes must hold at least one size, got an empty sequence")
+    _limits.check_limit(len(sizes), "MAX_SIZES", f"sizes holds {len(sizes)} sizes", "pass fewer")
     for size in sizes:
         _check_grid_args(step, size)
+    _limits.check_blur(sigma, image.shape, "sigma")
     n_cells = int(n_cells)
     n_orientations = int(n_orientations)
-    dim = n_cells * n_cells * n_orientations
+    step = min(int(step), max(image.shape))     # a longer step gives the same grid (one point per axis)
+    _check_dense_costs(image.shape, step, sizes, n_cells, n_orientations)
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)

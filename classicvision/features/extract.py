@@ -130,7 +130,7 @@ def detect_keypoints(image, *, detector: str = "dog", max_points: int | None = N
     >>> len(kp) >= 50, kp.points.dtype == kp.scale.dtype == np.float32
     (True, True)
     """
-    image = check_image(image)
+    image = check_image(image, check_range=True)
     _check_options(detector, "sift", max_points, upright, upsample)
     return _detect(image, detector, max_points, upright, upsample, contrast_threshold, edge_threshold, None)[0]
 
@@ -167,7 +167,7 @@ def detect_and_describe(image, *, detector: str = "dog", descriptor: str = "root
     >>> len(kp), d.shape, d.dtype
     (100, (100, 128), dtype('float32'))
     """
-    image = check_image(image, name)
+    image = check_image(image, name, check_range=True)
     _check_options(detector, descriptor, max_points, upright, upsample)
     keypoints, source = _detect(image, detector, max_points, upright, upsample, contrast_threshold,
                                 edge_threshold, seconds)

@@ -1,7 +1,10 @@
 """Linear filters and image gradients: Gaussian smoothing, Sobel, derivative of Gaussian.
 
-Every filter here is separable, ``K = k_y k_x^T``, and computed as two 1-D correlations (rows,
-then columns) by a parallel numba kernel, on a copy of the image padded by the kernel radius.
+Every filter here is separable, ``K = k_y k_x^T``, and computed as two 1-D correlations by numba
+kernels on threads: the Gaussian by the blur of :mod:`classicvision._kernels.blur`; the gradients
+``gx, gy`` of Sobel and of the derivative of Gaussian together, in one sweep that folds the
+symmetric smoothing and antisymmetric derivative taps (y-pass, then x-pass, reading the border
+through index maps instead of a padded copy); any other kernel on a padded copy.
 :func:`gaussian` uses the package's blur instead (:mod:`classicvision._kernels.blur`: folded
 symmetric taps, the border read in place, no padded copy) for the modes it has, ``'reflect'``,
 ``'mirror'``, ``'nearest'`` and ``'wrap'``, when the kernel fits the image.
@@ -28,7 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels.blur import _blur
+from .._kernels.gradient import border_map, gradient_pair
 from .._kernels.separable import _separable_valid
+from .. import _limits
 from .._validation import check_choice, check_image, check_scalar
 
 __all__ = [
@@ -70,6 +75,12 @@ def gaussian_kernel1d(sigma: float, *, truncate: float = 4.0) -> np.ndarray:
     kernel : (2r + 1,) float32 array
         ``g[k] = exp(-(k - r)**2 / (2 sigma**2)) / Z``.
 
+    Raises
+    ------
+    ValueError
+        For ``sigma`` or ``truncate`` not > 0, or a radius above
+        :data:`classicvision._limits.MAX_KERNEL_RADIUS` (``2**20`` taps).
+
     Examples
     --------
     >>> k = gaussian_kernel1d(1.0)
@@ -78,6 +89,9 @@ def gaussian_kernel1d(sigma: float, *, truncate: float = 4.0) -> np.ndarray:
     """
     check_scalar(sigma, "sigma", low=0, low_inclusive=False)
     check_scalar(truncate, "truncate", low=0, low_inclusive=False)
+    _limits.check_limit(float(truncate) * float(sigma), "MAX_KERNEL_RADIUS",
+                        f"sigma={sigma!r} with truncate={truncate!r} gives a kernel radius of "
+                        f"{float(truncate) * float(sigma):.4g} taps", "pass a smaller sigma or truncate")
     r = _radius(sigma, truncate)
     t = np.arange(-r, r + 1, dtype=np.float64)
     g = np.exp(-0.5 * (t / sigma) ** 2)
@@ -118,6 +132,14 @@ def _separable(image: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, mo
     return _separable_valid(_pad(image, radius, mode), kx, ky)
 
 
+def _check_sigma(sigma, truncate, shape) -> None:
+    """``sigma`` and ``truncate`` > 0 and a kernel within the limit relative to the image
+    (:func:`classicvision._limits.check_kernel_radius`)."""
+    check_scalar(sigma, "sigma", low=0, low_inclusive=False)
+    check_scalar(truncate, "truncate", low=0, low_inclusive=False)
+    _limits.check_blur(sigma, shape, "sigma", float(truncate))
+
+
 def _check_kernel(kernel, name: str) -> np.ndarray:
     kernel = np.asarray(kernel)
     if kernel.ndim != 1 or kernel.size % 2 == 0:
@@ -146,7 +168,11 @@ def separable_filter(image, kernel_x, kernel_y, *, mode: str = "reflect") -> np.
     """
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
-    return _separable(image, _check_kernel(kernel_x, "kernel_x"), _check_kernel(kernel_y, "kernel_y"), mode)
+    kernel_x, kernel_y = _check_kernel(kernel_x, "kernel_x"), _check_kernel(kernel_y, "kernel_y")
+    _limits.check_kernel_radius(max(kernel_x.size, kernel_y.size) // 2, image.shape,
+                                f"kernel_x and kernel_y of lengths {kernel_x.size} and {kernel_y.size}",
+                                "pass shorter kernels")
+    return _separable(image, kernel_x, kernel_y, mode)
 
 
 def gaussian(image, sigma: float, *, mode: str = "reflect", truncate: float = 4.0) -> np.ndarray:
@@ -166,6 +192,13 @@ def gaussian(image, sigma: float, *, mode: str = "reflect", truncate: float = 4.
     -------
     smoothed : (H, W) float32 array
 
+    Raises
+    ------
+    ValueError
+        For ``sigma``/``truncate`` not > 0, or a kernel radius ``truncate * sigma`` above
+        ``KERNEL_RADIUS_RELATIVE * max(H, W, 64)`` (2x the image's larger side; see
+        :mod:`classicvision._limits`): such a kernel only returns the image's mean.
+
     Examples
     --------
     >>> float(gaussian(np.ones((5, 5), np.float32), 1.0)[2, 2].round(6))
@@ -173,6 +206,7 @@ def gaussian(image, sigma: float, *, mode: str = "reflect", truncate: float = 4.
     """
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
+    _check_sigma(sigma, truncate, image.shape)
     g = gaussian_kernel1d(sigma, truncate=truncate)
     blurred = _blur(image, g, mode) if mode in _BLUR_MODES else None
     return _separable(image, g, g, mode) if blurred is None else blurred
@@ -209,10 +243,9 @@ def sobel(image, *, mode: str = "reflect") -> tuple[np.ndarray, np.ndarray]:
     """
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
-    padded = _pad(image, 1, mode)
-    gx = _separable_valid(padded, _SOBEL_DERIVATIVE, _SOBEL_SMOOTH)
-    gy = _separable_valid(padded, _SOBEL_SMOOTH, _SOBEL_DERIVATIVE)
-    return gx, gy
+    height, width = image.shape
+    return gradient_pair(image, border_map(height, 1, mode), border_map(width, 1, mode), _SOBEL_SMOOTH,
+                         _SOBEL_DERIVATIVE)
 
 
 def gaussian_gradient(image, sigma: float, *, mode: str = "reflect",
@@ -248,10 +281,12 @@ def gaussian_gradient(image, sigma: float, *, mode: str = "reflect",
     """
     image = check_image(image)
     check_choice(mode, "mode", BORDER_MODES)
+    _check_sigma(sigma, truncate, image.shape)
     g = gaussian_kernel1d(sigma, truncate=truncate)
     d = gaussian_derivative_kernel1d(sigma, truncate=truncate)
-    padded = _pad(image, g.size // 2, mode)
-    return _separable_valid(padded, d, g), _separable_valid(padded, g, d)
+    height, width = image.shape
+    r = g.size // 2
+    return gradient_pair(image, border_map(height, r, mode), border_map(width, r, mode), g, d)
 
 
 def magnitude_orientation(gx, gy) -> tuple[np.ndarray, np.ndarray]:

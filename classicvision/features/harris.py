@@ -2,7 +2,7 @@
 
 Algorithm (Harris & Stephens 1988; Szeliski 2022, section 7.1.1, eqs. 7.8-7.9):
 
-1. Gradients ``gx, gy``: Sobel (``sigma_d=None``; :func:`classicvision.filters.sobel`, i.e.
+1. Gradients ``gx, gy``: Sobel (``sigma_d=None``; :func:`classicvision.features.filters.sobel`, i.e.
    ``cv2.Sobel / 8``, true per-pixel derivatives) or derivative of Gaussian at ``sigma_d``.
 2. The structure tensor (second-moment matrix) smoothed by a Gaussian window ``w`` of
    standard deviation ``sigma`` (radius ``int(4 sigma + 0.5)``, as scipy.ndimage)::
@@ -20,7 +20,7 @@ Algorithm (Harris & Stephens 1988; Szeliski 2022, section 7.1.1, eqs. 7.8-7.9):
 
 Every stage applies the border ``mode`` to its own input (gradients to the image, the window
 to the products), as chaining ``scipy.ndimage.sobel`` and ``gaussian_filter`` would. The work
-is done by a fused numba kernel (:mod:`classicvision._harris_kernels`), parallel over blocks
+is done by a fused numba kernel (:mod:`classicvision._kernels.harris`), parallel over blocks
 of rows: each block forms gradients, products and their horizontal smoothing in buffers that
 stay in cache, then the vertical smoothing and the response, so no full-size gradient or
 tensor image is stored.
@@ -37,6 +37,7 @@ import numbers
 
 import numpy as np
 
+from .. import _limits
 from .._kernels import harris as _hk
 from .._validation import check_choice, check_image, check_scalar
 from .filters import BORDER_MODES, gaussian_gradient, gaussian_kernel1d
@@ -52,11 +53,13 @@ def _empty():
     return Keypoints.empty()
 
 
-def _check_response_args(k, sigma, sigma_d, mode):
+def _check_response_args(k, sigma, sigma_d, mode, shape):
     check_scalar(k, "k", low=0.0, high=0.25, high_inclusive=False)
     check_scalar(sigma, "sigma", low=0.0, low_inclusive=False)
+    _limits.check_blur(sigma, shape, "sigma")
     if sigma_d is not None:
         check_scalar(sigma_d, "sigma_d", low=0.0, low_inclusive=False)
+        _limits.check_blur(sigma_d, shape, "sigma_d")
     check_choice(mode, "mode", BORDER_MODES)
 
 
@@ -96,7 +99,7 @@ def harris_response(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: floa
         Differentiation scale: ``None`` for Sobel gradients (scaled to per-pixel
         derivatives), else derivative of Gaussian at ``sigma_d`` pixels.
     mode : {'reflect', 'mirror', 'nearest', 'constant', 'wrap'}
-        Border handling (scipy.ndimage names, see :mod:`classicvision.filters`).
+        Border handling (scipy.ndimage names, see :mod:`classicvision.features.filters`).
 
     Returns
     -------
@@ -108,7 +111,9 @@ def harris_response(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: floa
     Raises
     ------
     ValueError, TypeError
-        For an image that is not 2-D or holds NaN/inf, or parameters out of range.
+        For an image that is not 2-D or holds NaN/inf, or parameters out of range, among them a
+        window (``4 sigma``, or ``4 sigma_d``) wider than twice the image's larger side (at least
+        128 px; :data:`classicvision._limits.KERNEL_RADIUS_RELATIVE`).
 
     References
     ----------
@@ -127,7 +132,7 @@ def harris_response(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: floa
     0.0
     """
     image = check_image(image, min_size=0)
-    _check_response_args(k, sigma, sigma_d, mode)
+    _check_response_args(k, sigma, sigma_d, mode, image.shape)
     return _response(image, k, sigma, sigma_d, mode)
 
 
@@ -173,7 +178,8 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
         As in :func:`harris_response`.
     min_distance : int
         Non-maximum suppression radius, >= 0: a point is the largest response of its
-        ``(2 min_distance + 1)**2`` window (clipped to the image). Among equal responses the
+        ``(2 min_distance + 1)**2`` window (clipped to the image, so a ``min_distance`` above the
+        image's larger side acts as that side). Among equal responses the
         first in raster order wins, so kept points are more than ``min_distance`` apart
         (Chebyshev distance).
     threshold_rel : float
@@ -220,8 +226,8 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
     >>> harris(np.zeros((10, 10))).points.shape
     (0, 2)
     """
-    image = check_image(image, min_size=0)
-    _check_response_args(k, sigma, sigma_d, "reflect")
+    image = check_image(image, min_size=0, check_range=True)
+    _check_response_args(k, sigma, sigma_d, "reflect", image.shape)
     check_scalar(min_distance, "min_distance", kind=numbers.Integral, low=0)
     check_scalar(threshold_rel, "threshold_rel", low=0.0, high=1.0)
     if threshold_abs is not None:
@@ -236,6 +242,7 @@ def harris(image, *, k: float = 0.04, sigma: float = 1.0, sigma_d: float | None 
     height, width = image.shape
     if height <= 2 * exclude_border or width <= 2 * exclude_border or max_points == 0:
         return _empty()
+    min_distance = min(int(min_distance), max(height, width))  # a wider window is the whole image
     response = _response(image, k, sigma, sigma_d, "reflect")
     peak = float(response.max())
     if not peak > 0.0:

@@ -33,6 +33,7 @@ __all__ = ["Keypoints", "to_cv2_keypoints", "from_cv2_keypoints", "wrap_angle", 
 
 #: ``cv2.KeyPoint.size`` = descriptor support side / ``CV2_SIZE_FACTOR`` (4 cells of 1.5 diameters).
 CV2_SIZE_FACTOR = 6.0
+_SMALLEST_SCALE = float(np.finfo(np.float32).tiny)  # below it, scale**2 and 1 / scale lose all precision
 
 
 def wrap_angle(theta: np.ndarray) -> np.ndarray:
@@ -121,13 +122,15 @@ class Keypoints:
         Raises
         ------
         TypeError, ValueError
-            Naming the argument: wrong shapes, NaN or infinity, a scale that is not > 0.
+            Naming the argument: wrong shapes, NaN or infinity, a scale that is not > 0 (or is a
+            subnormal float32, below ``1.2e-38``).
         """
         points = check_points(points)
         n = points.shape[0]
         scale = _column(scale, "scale", n)
-        if n and not (scale > 0).all():
-            raise ValueError(f"scale must be > 0, got minimum {float(scale.min())!r}")
+        if n and not (scale >= _SMALLEST_SCALE).all():
+            raise ValueError(f"scale must be > 0 and a normal float32 (>= {_SMALLEST_SCALE:.4g}), "
+                             f"got minimum {float(scale.min())!r}")
         orientation = wrap_angle(_column(orientation, "orientation", n))
         return cls(points, scale, orientation, _column(response, "response", n))
 

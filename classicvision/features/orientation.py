@@ -3,7 +3,7 @@
 Algorithm, for a point ``(x, y)`` of scale ``sigma`` (input pixels):
 
 1. Pick the Gaussian image of the pyramid whose blur is nearest to ``sigma``
-   (:func:`classicvision.scale_space.level_of_scale`) and move the point and its scale into that
+   (:func:`classicvision.features.scale_space.level_of_scale`) and move the point and its scale into that
    octave's pixels, so the gradients are sampled at the point's own scale.
 2. Around the rounded position, every pixel within ``round(3 * window * sigma)`` (a square;
    ``window = 1.5``) contributes its central-difference gradient magnitude weighted by a Gaussian
@@ -16,12 +16,12 @@ Algorithm, for a point ``(x, y)`` of scale ``sigma`` (input pixels):
    empty (a flat patch) keeps a single orientation 0.
 
 Angles are radians in ``[-pi, pi)`` from ``arctan2(gy, gx)`` with y pointing down the rows
-(clockwise on screen), the convention of :mod:`classicvision.filters` and
-:func:`classicvision.sift.sift_descriptors`. OpenCV's ``KeyPoint.angle`` is the same angle in
+(clockwise on screen), the convention of :mod:`classicvision.features.filters` and
+:func:`classicvision.features.sift.sift_descriptors`. OpenCV's ``KeyPoint.angle`` is the same angle in
 degrees, ``degrees(theta) % 360`` (its histogram flips both the y axis and the sign).
 
 The histograms are built by a numba kernel whose loop over points is inside
-(:func:`classicvision._scale_space_kernels._orientation_histograms`, with a numpy reference).
+(:func:`classicvision._kernels.orientation._orientation_histograms`, with a numpy reference).
 
 References
 ----------
@@ -35,6 +35,7 @@ import numbers
 
 import numpy as np
 
+from .. import _limits
 from .._kernels import orientation as _k
 from .._validation import check_image, check_points, check_scalar
 from .keypoints import Keypoints, check_keypoints
@@ -60,10 +61,37 @@ def _check_scales(scales, n: int) -> np.ndarray:
     return scales
 
 
+def _check_costs(pyramid: GaussianPyramid, points, scales, n_bins: int, window: float) -> None:
+    """Refuse histograms past the limits of :mod:`classicvision._limits`: ``n_bins`` (the histogram
+    length), the result's bytes, huge coordinates, a window far wider than the image, and the
+    pixels visited in all (each window clipped to its octave image)."""
+    _limits.check_limit(n_bins, "MAX_DESCRIPTOR_DIM", f"n_bins={n_bins!r} bins per histogram",
+                        "pass fewer (Lowe: 36)")
+    _limits.check_array_bytes(4.0 * len(points) * n_bins, f"{len(points)} histograms of n_bins={n_bins!r}",
+                              "pass fewer points or bins")
+    _limits.check_coordinates(points, "points")
+    if not len(points) or not pyramid.octaves:
+        return
+    factor0 = float(pyramid.octave_factor(0))
+    shape = tuple(int(round(n * factor0)) for n in pyramid.octaves[0].shape[1:])
+    radius = _RADIUS_FACTOR * float(window) * scales.astype(np.float64)
+    _limits.check_kernel_radius(float(radius.max()), shape,
+                                f"window={window!r} with scales up to {float(scales.max()):.4g}",
+                                "pass a smaller window or smaller scales")
+    octaves, _ = level_of_scale(pyramid, scales)
+    factor = pyramid.octave_factor(octaves)
+    sides = np.array([stack.shape[1:] for stack in pyramid.octaves], np.float64)[octaves]
+    across = 2.0 * np.round(radius / factor) + 1.0
+    visited = float(np.sum(np.minimum(across, sides[:, 0]) * np.minimum(across, sides[:, 1])))
+    _limits.check_limit(visited, "MAX_SUPPORT_PIXELS",
+                        f"the orientation windows of {len(points)} points cover {visited:.4g} pixels",
+                        "pass fewer points, smaller scales or a smaller window")
+
+
 def _as_pyramid(image_or_pyramid) -> GaussianPyramid:
     if isinstance(image_or_pyramid, GaussianPyramid):
         return image_or_pyramid
-    return gaussian_pyramid(check_image(image_or_pyramid, "image_or_pyramid"))
+    return gaussian_pyramid(check_image(image_or_pyramid, "image_or_pyramid", check_range=True))
 
 
 def orientation_histograms(image_or_pyramid, points, scales, *, n_bins: int = 36,
@@ -73,7 +101,7 @@ def orientation_histograms(image_or_pyramid, points, scales, *, n_bins: int = 36
     Parameters
     ----------
     image_or_pyramid : (H, W) array or GaussianPyramid
-        An image (a default :func:`~classicvision.scale_space.gaussian_pyramid` is built) or the
+        An image (a default :func:`~classicvision.features.scale_space.gaussian_pyramid` is built) or the
         pyramid the points were detected in.
     points : (N, 2) array of (x, y) in input pixels
     scales : (N,) array or float
@@ -86,12 +114,22 @@ def orientation_histograms(image_or_pyramid, points, scales, *, n_bins: int = 36
     Returns
     -------
     histograms : (N, n_bins) float32 array
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, for bad shapes or values, and for costs past the limits of
+        :mod:`classicvision._limits`: ``n_bins`` above ``MAX_DESCRIPTOR_DIM``, a coordinate above
+        ``MAX_COORDINATE``, a window radius ``3 * window * scale`` above twice the image's larger
+        side (``KERNEL_RADIUS_RELATIVE``), windows covering more than ``MAX_SUPPORT_PIXELS`` in all.
+        A point whose window misses the image gets an all-zero histogram.
     """
     pyramid = _as_pyramid(image_or_pyramid)
     points = check_points(points)
     scales = _check_scales(scales, len(points))
     check_scalar(n_bins, "n_bins", kind=numbers.Integral, low=4)
     check_scalar(window, "window", low=0, low_inclusive=False)
+    _check_costs(pyramid, points, scales, int(n_bins), float(window))
     hist = np.zeros((len(points), int(n_bins)), np.float32)
     if not len(points):
         return hist
@@ -140,7 +178,7 @@ def dominant_orientations(image_or_pyramid, points, scales, *, n_bins: int = 36,
     points : (N, 2) array of (x, y) in input pixels
     scales : (N,) array or float
         Sigma of each point in input pixels (as returned by
-        :func:`~classicvision.scale_space.dog_keypoints`).
+        :func:`~classicvision.features.scale_space.dog_keypoints`).
     n_bins : int
         Histogram bins over the full circle (Lowe: 36).
     window : float

@@ -50,6 +50,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .. import _limits
 from .._kernels import dog as _k
 from .._kernels.blur import _blur as _blur_kernel, _upsample2
 from .._validation import check_image, check_scalar
@@ -135,8 +136,10 @@ def gaussian_pyramid(image, *, n_octaves: int | None = None, n_scales: int = 3, 
     image : (H, W) array (uint8, uint16 or float)
     n_octaves : int or None
         Number of octaves; default as many as keep the smallest octave at least 16 pixels a side.
+        Octaves stop when they would be smaller than 2 pixels, so a larger number is the same.
     n_scales : int
-        Scales per octave ``s`` (Lowe: 3).
+        Scales per octave ``s`` (Lowe: 3), at most
+        :data:`classicvision._limits.MAX_SCALES_PER_OCTAVE` (64).
     sigma : float
         Blur of each octave's first image, in octave pixels (Lowe: 1.6).
     upsample : bool
@@ -148,16 +151,37 @@ def gaussian_pyramid(image, *, n_octaves: int | None = None, n_scales: int = 3, 
     -------
     GaussianPyramid
 
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, for values out of range and for costs past the limits of
+        :mod:`classicvision._limits`: ``n_scales`` above ``MAX_SCALES_PER_OCTAVE``, a blur wider
+        than twice the base image (``KERNEL_RADIUS_RELATIVE``), a first octave above
+        ``MAX_ARRAY_BYTES``.
+
     Examples
     --------
     >>> pyramid = gaussian_pyramid(np.zeros((64, 48), np.float32))
     >>> len(pyramid.octaves), pyramid.octaves[0].shape, pyramid.octaves[1].shape
     (3, (6, 128, 96), (6, 64, 48))
     """
-    image = check_image(image)
+    image = check_image(image, check_range=True)
     check_scalar(n_scales, "n_scales", kind=numbers.Integral, low=1)
+    _limits.check_limit(n_scales, "MAX_SCALES_PER_OCTAVE", f"n_scales={n_scales!r} scales per octave",
+                        "pass fewer (Lowe: 3)")
     check_scalar(sigma, "sigma", low=0, low_inclusive=False)
     check_scalar(assumed_blur, "assumed_blur", low=0)
+    if not isinstance(upsample, (bool, np.bool_)):
+        raise TypeError(f"upsample must be a bool, got {upsample!r} ({type(upsample).__name__})")
+    if n_octaves is not None:
+        check_scalar(n_octaves, "n_octaves", kind=numbers.Integral, low=1)
+    base_shape = (2 * image.shape[0], 2 * image.shape[1]) if upsample else image.shape
+    # The widest blur of an octave is below its top level's sigma 2**((s + 2) / s).
+    _limits.check_kernel_radius(4.0 * sigma * 2.0 ** ((n_scales + 2) / n_scales), base_shape,
+                                f"sigma={sigma!r} (with n_scales={n_scales!r})", "pass a smaller sigma")
+    _limits.check_array_bytes(4.0 * (n_scales + 3) * base_shape[0] * base_shape[1],
+                              f"the first octave of {n_scales + 3} levels of {base_shape[0]}x{base_shape[1]} px",
+                              "pass a smaller image, fewer n_scales or upsample=False")
     base = _upsample2(image) if upsample else image
     blur = assumed_blur * (2.0 if upsample else 1.0)
     if n_octaves is None:

@@ -21,7 +21,7 @@ Algorithm
    frame (``u = dx cos t + dy sin t``, ``v = -dx sin t + dy cos t``), lies in reach is a
    sample, with the gradient exactly as computed (no interpolation, as OpenCV and VLFeat) and
    its orientation measured relative to the frame (``phi - t``). Upright (``t = 0``), this is
-   the sum that :func:`dense_sift <classicvision.dense_sift.dense_sift>` computes by
+   the sum that :func:`dense_sift <classicvision.features.dense_sift.dense_sift>` computes by
    filtering, so the two agree. Pixels outside the image read the symmetric extension
    (reflected coordinates; a mirrored pixel's orientation is mirrored too), so every point gets
    a descriptor, in input order. The cost per point grows as ``size**2`` (no pyramid).
@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _limits
 from .._kernels.gradient import _orientation_field
 from .._kernels.sift import _describe, _normalize_rows
 from .._validation import check_descriptor_options, check_image, check_points, check_scalar
@@ -87,6 +88,20 @@ def _per_point(value, name: str, n_points: int, *, positive: bool) -> np.ndarray
     if positive and (array <= 0).any():
         raise ValueError(f"{name} must be > 0, got minimum {array.min()!r}")
     return array
+
+
+def _check_support(image, scales, sizes, thetas, n_cells, on_pyramid) -> None:
+    """Refuse supports that visit more than :data:`classicvision._limits.MAX_SUPPORT_PIXELS` in
+    all: on an image ``sizes`` px each, on a pyramid ``sizes`` divided by the octave's factor."""
+    if not len(sizes):
+        return
+    if on_pyramid:
+        octaves, _ = level_of_scale(image, scales)
+        sizes = sizes / image.octave_factor(octaves)
+    visited = _limits.support_pixels(sizes, n_cells, thetas)
+    _limits.check_limit(visited, "MAX_SUPPORT_PIXELS",
+                        f"the supports of {len(sizes)} keypoints (size up to {float(sizes.max()):.4g} px) cover "
+                        f"{visited:.4g} pixels", "pass a smaller size or magnification, or fewer keypoints")
 
 
 def _describe_image(image, points, sizes, thetas, n_cells, n_orientations, sigma):
@@ -164,7 +179,11 @@ def sift_descriptors(image, keypoints, *, size=None, orientation=None,
     ------
     TypeError, ValueError
         Naming the argument: wrong shapes, NaN, ``size <= 0``, a length mismatch, bare points
-        on a pyramid (their scale is needed to pick the level).
+        on a pyramid (their scale is needed to pick the level); and costs past the limits of
+        :mod:`classicvision._limits`: supports covering more than ``MAX_SUPPORT_PIXELS`` pixels in
+        all (``2**31``; the cost of a point grows as ``size**2``), descriptors longer than
+        ``MAX_DESCRIPTOR_DIM`` (4096), a result above ``MAX_ARRAY_BYTES``, a coordinate above
+        ``MAX_COORDINATE`` (``2**24``), a ``sigma`` wider than twice the image.
 
     Notes
     -----
@@ -190,7 +209,7 @@ def sift_descriptors(image, keypoints, *, size=None, orientation=None,
     """
     on_pyramid = isinstance(image, GaussianPyramid)
     if not on_pyramid:
-        image = check_image(image)
+        image = check_image(image, check_range=True)
     if isinstance(keypoints, Keypoints):
         keypoints = check_keypoints(keypoints)
         points, scales = keypoints.points, keypoints.scale
@@ -201,6 +220,12 @@ def sift_descriptors(image, keypoints, *, size=None, orientation=None,
                              "got bare points")
     check_descriptor_options(n_cells, n_orientations, clip, rootsift, sigma)
     check_scalar(magnification, "magnification", low=0, low_inclusive=False)
+    dim = _limits.check_descriptor_dim(n_cells, n_orientations)
+    _limits.check_array_bytes(4.0 * points.shape[0] * dim, f"{points.shape[0]} descriptors of {dim} values",
+                              "pass fewer keypoints")
+    _limits.check_coordinates(points, "keypoints")
+    if not on_pyramid:
+        _limits.check_blur(sigma, image.shape, "sigma")
     n_points, n_cells, n_orientations = points.shape[0], int(n_cells), int(n_orientations)
     if size is not None:
         sizes = _per_point(size, "size", n_points, positive=True)
@@ -214,6 +239,7 @@ def sift_descriptors(image, keypoints, *, size=None, orientation=None,
         thetas = keypoints.orientation.astype(np.float64)
     else:
         thetas = np.zeros(n_points)
+    _check_support(image, scales, sizes, thetas, n_cells, on_pyramid)
     if n_points == 0:
         return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
     if on_pyramid:

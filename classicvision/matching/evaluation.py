@@ -51,6 +51,8 @@ __all__ = [
     "disparity_accuracy",
 ]
 
+_CHUNK_VALUES = 1 << 20  # distances held at once by ground_truth_correct (16 MiB of float64 pairs)
+
 
 def _check_homography(H) -> np.ndarray:
     H = np.asarray(H)
@@ -172,9 +174,14 @@ def ground_truth_correct(points1, points2, matches, ground_truth, *, scale: floa
     a /= scale
     b /= scale
     truth = ground_truth.astype(np.float64)
-    d2 = ((a[:, None, :] - truth[None, :, :2]) ** 2).sum(axis=2)
-    nearest = np.argmin(d2, axis=1)
-    near = np.sqrt(d2[np.arange(len(a)), nearest]) <= radius
+    nearest = np.empty(len(a), np.int64)
+    near = np.empty(len(a), bool)
+    chunk = max(1, _CHUNK_VALUES // len(truth))  # (chunk, K) distances at a time: bounded memory
+    for start in range(0, len(a), chunk):
+        block = a[start:start + chunk]
+        d2 = ((block[:, None, :] - truth[None, :, :2]) ** 2).sum(axis=2)
+        nearest[start:start + chunk] = np.argmin(d2, axis=1)
+        near[start:start + chunk] = np.sqrt(d2[np.arange(len(block)), nearest[start:start + chunk]]) <= radius
     offset_truth = truth[nearest, :2] - truth[nearest, 2:]
     error = np.hypot(*((a - b) - offset_truth).T)
     return near & (error <= tolerance)

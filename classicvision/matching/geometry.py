@@ -37,6 +37,7 @@ import numbers
 import cv2
 import numpy as np
 
+from .. import _limits
 from .._validation import check_choice, check_matches, check_points, check_scalar
 
 __all__ = ["MIN_MATCHES", "verify_matches"]
@@ -82,7 +83,7 @@ def verify_matches(points1, points2, matches, *, model: str = "homography", thre
     confidence : float
         Probability of having drawn one outlier-free sample when the sampler stops, in (0, 1).
     max_iters : int
-        Most samples drawn.
+        Most samples drawn, at most :data:`classicvision._limits.MAX_ITERATIONS` (``10**6``).
     random_state : int or None
         Seed of the sampler; None means 0 (the result is always reproducible).
     method : {'magsac', 'ransac'}
@@ -116,6 +117,8 @@ def verify_matches(points1, points2, matches, *, model: str = "homography", thre
     check_scalar(threshold, "threshold", low=0, low_inclusive=False)
     check_scalar(confidence, "confidence", low=0, high=1, low_inclusive=False, high_inclusive=False)
     check_scalar(max_iters, "max_iters", kind=numbers.Integral, low=1)
+    _limits.check_limit(max_iters, "MAX_ITERATIONS", f"max_iters={max_iters!r} samples",
+                        "pass fewer (OpenCV's default is 2000)")
     if random_state is not None:
         check_scalar(random_state, "random_state", kind=numbers.Integral, low=0)
     points1 = check_points(points1, "points1")

@@ -43,6 +43,7 @@ import numbers
 
 import numpy as np
 
+from .. import _limits
 from .._kernels.nearest import k_nearest
 from .._validation import check_descriptors, check_scalar
 
@@ -61,6 +62,12 @@ def check_descriptor_pair(descriptors1, descriptors2):
 
 
 
+def capped_chunk(chunk_size: int, a: np.ndarray, b: np.ndarray) -> int:
+    """``chunk_size`` clipped to the query rows and to a ``(chunk, N2)`` float32 block within
+    :data:`classicvision._limits.MAX_ARRAY_BYTES`: the block changes the memory, never the answer."""
+    return _limits.capped_chunk(chunk_size, a.shape[0], 4 * b.shape[0])
+
+
 def nearest_two(descriptors1, descriptors2, *, chunk_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Exact nearest and second-nearest rows of ``descriptors2`` for every row of ``descriptors1``.
 
@@ -71,7 +78,8 @@ def nearest_two(descriptors1, descriptors2, *, chunk_size: int = 2048) -> tuple[
     descriptors2 : (N2, D) array
         Reference descriptors (float32), same ``D``.
     chunk_size : int
-        Query rows per BLAS block; the block holds ``chunk_size * N2`` float32 values.
+        Query rows per BLAS block; the block holds ``chunk_size * N2`` float32 values. Clipped to
+        ``N1`` and to a block of at most :data:`classicvision._limits.MAX_ARRAY_BYTES`.
 
     Returns
     -------
@@ -109,7 +117,7 @@ def nearest_two(descriptors1, descriptors2, *, chunk_size: int = 2048) -> tuple[
     """
     check_scalar(chunk_size, "chunk_size", kind=numbers.Integral, low=1)
     a, b = check_descriptor_pair(descriptors1, descriptors2)
-    indices, sq = k_nearest(a, b, 2, int(chunk_size))
+    indices, sq = k_nearest(a, b, 2, capped_chunk(chunk_size, a, b))
     return indices, np.sqrt(sq).astype(np.float32)
 
 
@@ -126,7 +134,8 @@ def nearest_neighbors(descriptors1, descriptors2, *, k: int = 2,
     k : int
         Neighbours per query, at least 1.
     chunk_size : int
-        Query rows per BLAS block; the block holds ``chunk_size * N2`` float32 values.
+        Query rows per BLAS block; the block holds ``chunk_size * N2`` float32 values. Clipped to
+        ``N1`` and to a block of at most :data:`classicvision._limits.MAX_ARRAY_BYTES`.
 
     Returns
     -------
@@ -140,7 +149,8 @@ def nearest_neighbors(descriptors1, descriptors2, *, k: int = 2,
     Raises
     ------
     ValueError
-        If an input is not 2-D, holds NaN/inf, the two ``D`` differ, or ``k < 1``.
+        If an input is not 2-D, holds NaN/inf, the two ``D`` differ, ``k < 1``, or the
+        ``(N1, k)`` result would pass :data:`classicvision._limits.MAX_ARRAY_BYTES`.
     TypeError
         If an input is not numeric or ``k``/``chunk_size`` is not an integer.
 
@@ -166,6 +176,8 @@ def nearest_neighbors(descriptors1, descriptors2, *, k: int = 2,
     check_scalar(k, "k", kind=numbers.Integral, low=1)
     check_scalar(chunk_size, "chunk_size", kind=numbers.Integral, low=1)
     a, b = check_descriptor_pair(descriptors1, descriptors2)
-    indices, sq = k_nearest(a, b, int(k), int(chunk_size))
+    _limits.check_array_bytes(12.0 * a.shape[0] * k, f"k={k!r} neighbours of {a.shape[0]} rows",
+                              "pass a smaller k (columns past N2 are -1)")
+    indices, sq = k_nearest(a, b, int(k), capped_chunk(chunk_size, a, b))
     return indices, np.sqrt(sq).astype(np.float32)
 

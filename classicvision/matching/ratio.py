@@ -21,7 +21,7 @@ import numpy as np
 
 from .._kernels.nearest import k_nearest
 from .._validation import check_scalar
-from .nearest import check_descriptor_pair
+from .nearest import capped_chunk, check_descriptor_pair
 
 __all__ = ["match_descriptors"]
 
@@ -45,7 +45,7 @@ def match_descriptors(descriptors1, descriptors2, *, max_ratio: float = 0.8, cro
         Also require ``i`` to be the nearest row of ``descriptors1`` to ``j1`` (mutual nearest
         neighbours; ties to the lower index). The ratio test is applied in the 1 -> 2 direction only.
     chunk_size : int
-        Rows per BLAS block (see :func:`nearest_two`).
+        Rows per BLAS block (see :func:`nearest_two`; clipped the same way).
 
     Returns
     -------
@@ -90,14 +90,14 @@ def match_descriptors(descriptors1, descriptors2, *, max_ratio: float = 0.8, cro
     a, b = check_descriptor_pair(descriptors1, descriptors2)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((0, 2), np.int64), np.zeros((0,), np.float32)
-    indices, sq = k_nearest(a, b, 2, int(chunk_size))
+    indices, sq = k_nearest(a, b, 2, capped_chunk(chunk_size, a, b))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.sqrt(sq[:, 0] / sq[:, 1])
     ratio[(sq[:, 0] == 0) & (sq[:, 1] == 0)] = 1.0
     ratio[np.isinf(sq[:, 1])] = 0.0
     keep = ratio <= max_ratio
     if cross_check:
-        back, _ = k_nearest(b, a, 1, int(chunk_size))
+        back, _ = k_nearest(b, a, 1, capped_chunk(chunk_size, b, a))
         keep &= back[indices[:, 0], 0] == np.arange(a.shape[0])
     rows = np.flatnonzero(keep)
     confidence = (1.0 - ratio[rows]).astype(np.float32)

@@ -51,7 +51,7 @@ def import_torch():
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - exercised only without torch
-        raise ImportError(_HINT) from exc
+        raise ModuleNotFoundError(_HINT) from exc
     return torch
 
 
@@ -114,7 +114,7 @@ def _stack(images, size: int) -> np.ndarray:
 
     out = np.empty((len(images), size, size), np.float32)
     for i, image in enumerate(images):
-        image = check_image(image, f"images[{i}]")
+        image = check_image(image, f"images[{i}]", check_range=True)
         shrink = image.shape[0] >= size and image.shape[1] >= size
         out[i] = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return out

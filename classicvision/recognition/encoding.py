@@ -104,6 +104,7 @@ class BagOfWords(TransformerMixin, BaseEstimator):
 
     Examples
     --------
+    >>> from classicvision.recognition.transformers import ImageFeatures
     >>> rng = np.random.default_rng(0)
     >>> feats = [ImageFeatures(rng.random((30, 2), dtype=np.float32) * 10,
     ...                        rng.random((30, 4), dtype=np.float32), (10, 10)) for _ in range(3)]

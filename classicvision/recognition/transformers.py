@@ -41,7 +41,7 @@ def _load(item, index: int) -> np.ndarray:
     """An image given as a path (read with :func:`read_image`) or a 2-D array."""
     if isinstance(item, (str, os.PathLike)):
         return read_image(item)
-    return check_image(item, f"X[{index}]")
+    return check_image(item, f"X[{index}]", check_range=True)
 
 
 def check_image_sequence(X, name: str = "X") -> list:
