@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -48,6 +49,57 @@ EMBEDDED_HOMOGRAPHY = np.array(
     [[0.8458, -0.2979, 101.2],
      [0.3163, 0.8601, -46.5],
      [4.0e-5, -2.0e-5, 1.0]], dtype=np.float64)
+
+
+#: Largest ground-truth or ``pairs.csv`` file read, in bytes (a few thousand rows take kilobytes);
+#: raise it (``classicvision.datasets.MAX_CSV_BYTES = ...``) for a larger file.
+MAX_CSV_BYTES = 16 << 20
+GROUND_TRUTH_COLUMNS = ("x1", "y1", "x2", "y2")
+PAIRS_COLUMNS = ("name", "image1", "image2", "ground_truth")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def _csv_rows(path: Path, what: str) -> tuple[str, list[tuple[int, list[str]]]]:
+    """``(delimiter, [(line number, cells), ...])`` of a small CSV text file, blank lines left out.
+
+    Accepts a UTF-8 byte-order mark (Excel's "CSV UTF-8"), UTF-16 with a byte-order mark (Excel's
+    "Unicode text"), CRLF or CR line ends, spaces around cells and trailing empty cells; the
+    delimiter is the one of ``,``, ``;`` or tab found in the first (header) line.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}" if not path.exists() else
+                                f"{what} must be a file, got a folder or special file: {path}")
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise ValueError(f"{what} {path} has {size} bytes, more than the {MAX_CSV_BYTES}-byte limit "
+                         "(raise classicvision.datasets.MAX_CSV_BYTES to read it)")
+    data = path.read_bytes()
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path} is not {encoding.split('-sig')[0].upper()} text "
+                         f"(byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+    if "\0" in text:
+        raise ValueError(f"{what} {path} is not text (it holds NUL bytes)")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ValueError(f"{what} {path} is empty (no header line)")
+    header = lines[0][1]
+    delimiter = max((",", ";", "\t"), key=header.count)
+    rows = []
+    for n, cells in zip((n for n, _ in lines), csv.reader((line for _, line in lines), delimiter=delimiter)):
+        cells = [c.strip() for c in cells]
+        while cells and not cells[-1]:
+            cells.pop()
+        rows.append((n, cells))
+    return delimiter, rows
+
+
+def _check_header(path: Path, what: str, line: int, cells: list, expected: tuple) -> None:
+    if [c.lower() for c in cells] != list(expected):
+        raise ValueError(f"{what} {path}, line {line}: the header must be {','.join(expected)}, "
+                         f"got {cells!r}")
 
 
 def find_data_dir() -> Path | None:
@@ -102,29 +154,55 @@ def load_image_folder(root, split: str) -> tuple[list[Path], np.ndarray, list[st
     labels : (N,) int64 array of indices into ``class_names``
     class_names : list of str, the sorted class folder names
 
+    Notes
+    -----
+    Hidden entries (names starting with ``.``, such as ``.DS_Store`` or macOS's ``._x.jpg``) and
+    files whose suffix is not in :data:`IMAGE_EXTENSIONS` are left out (logged at debug level);
+    an image file that cannot be decoded is listed, and skipped and reported later by
+    :func:`read_images`. A class folder without images is kept (its class gets no image).
+
     Raises
     ------
     FileNotFoundError
-        If ``root/split`` is missing or holds no class folder with images.
+        If ``root/split`` is missing, holds no class folder, or no class folder holds an image
+        (each message names the folder).
     """
     folder = Path(root) / split
     if not folder.is_dir():
         raise FileNotFoundError(f"split folder not found: {folder}")
-    class_names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    class_names = [p.name for p in entries if p.is_dir()]
+    if not class_names:
+        loose = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries)
+        raise FileNotFoundError(f"no class folders in {folder} (expected {folder}/<class>/<image>"
+                                + (f"; {loose} image files lie directly in it)" if loose else ")"))
     paths: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(class_names):
-        files = sorted(p for p in (folder / name).iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files, ignored = [], 0
+        for p in sorted((folder / name).iterdir()):
+            if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                files.append(p)
+            else:
+                ignored += 1
+        if ignored:
+            logger.debug("%s: %d hidden or non-image entries left out", folder / name, ignored)
         paths.extend(files)
         labels.extend([index] * len(files))
     if not paths:
-        raise FileNotFoundError(f"no images in class folders under {folder}")
+        raise FileNotFoundError(f"no images in the class folders of {folder} ({len(class_names)} class folders, "
+                                f"none holds a file with an image suffix: {', '.join(IMAGE_EXTENSIONS)})")
     return paths, np.asarray(labels, dtype=np.int64), class_names
 
 
-def read_images(paths, *, scale: float = 1.0, progress=None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+def read_images(paths, *, scale: float = 1.0, progress=None,
+                max_pixels: int | None = None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Read many image files, skipping (and reporting) those that cannot be read.
+
+    A file :func:`classicvision.io.read_image` refuses (missing, not a regular file, unreadable,
+    empty, of an unknown format, corrupt, truncated, over the pixel limit: ``FileNotFoundError``
+    or ``ImageReadError``) is skipped, logged as a warning and reported in ``errors``; nothing
+    about one bad file raises.
 
     Parameters
     ----------
@@ -133,22 +211,37 @@ def read_images(paths, *, scale: float = 1.0, progress=None) -> tuple[list[np.nd
         Resize factor for every image.
     progress : callable or None
         Called as ``progress(n_done, n_total)`` after each file.
+    max_pixels : int or None
+        Pixel limit per image; None uses ``classicvision.io.MAX_IMAGE_PIXELS``.
 
     Returns
     -------
     images : list of (H, W) float32 arrays, one per readable file
     kept : (K,) int64 array, the indices into ``paths`` of the files in ``images``
-    errors : list of str, one line per unreadable file (also logged as warnings)
+    errors : list of str, one line per unreadable file, naming it (also logged as warnings)
+
+    Raises
+    ------
+    TypeError
+        If ``scale`` is not a number, or a path is not a str or os.PathLike.
+    ValueError
+        If ``scale`` or ``max_pixels`` is out of range.
     """
+    from ._validation import check_scalar, resolve_max_pixels
+
+    check_scalar(scale, "scale", low=0, low_inclusive=False)
+    resolve_max_pixels(max_pixels)  # a bad limit is the caller's error, not every file's
     images, kept, errors = [], [], []
     paths = list(paths)
     for i, path in enumerate(paths):
         try:
-            images.append(read_image(path, scale=scale))
+            images.append(read_image(path, scale=scale, max_pixels=max_pixels))
             kept.append(i)
-        except (OSError, ValueError) as exc:
-            message = f"{path}: {exc}"
-            logger.warning("skipping unreadable image %s", message)
+        except (OSError, ValueError) as exc:  # ImageReadError is both; FileNotFoundError an OSError
+            message = " ".join(str(exc).split())  # one line, and it names the file already
+            if str(path) not in message and repr(str(path)) not in message:
+                message = f"{path!r}: {message}"
+            logger.warning("skipping unreadable image: %s", message)
             errors.append(message)
         if progress is not None:
             progress(i + 1, len(paths))
@@ -215,42 +308,122 @@ def scene15_dir(path=None) -> Path:
     return folder
 
 
+def _number(text: str, decimal_comma: bool) -> float | None:
+    if decimal_comma and text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
 def pair_paths(name: str, *, root=None) -> tuple[Path, Path, Path]:
     """Paths ``(image1, image2, ground_truth_csv)`` of a ground-truth pair; ``root`` as in
-    :func:`pairs_dir`."""
+    :func:`pairs_dir`.
+
+    ``pairs.csv`` needs the columns ``name,image1,image2,ground_truth`` (any order, other columns
+    ignored); paths are relative to its folder. It is read as :func:`read_ground_truth` reads
+    (BOM, CRLF, ``;`` accepted).
+
+    Raises
+    ------
+    ValueError
+        A missing column, a row with an empty cell, a name listed twice, or an unknown ``name``
+        (the message names ``pairs.csv`` and the line).
+    FileNotFoundError
+        When a file the row names does not exist (naming ``pairs.csv``, the line and the file).
+    """
     pairs = pairs_dir(root)
-    with open(pairs / "pairs.csv", newline="") as f:
-        rows = {row["name"]: row for row in csv.DictReader(f)}
-    if name not in rows:
-        raise ValueError(f"name must be one of {', '.join(sorted(rows))}, got {name!r}")
-    row = rows[name]
-    return pairs / row["image1"], pairs / row["image2"], pairs / row["ground_truth"]
+    table = pairs / "pairs.csv"
+    _, rows = _csv_rows(table, "pairs file")
+    (line, header), rows = rows[0], rows[1:]
+    header = [c.lower() for c in header]
+    missing = [c for c in PAIRS_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"pairs file {table}, line {line}: missing column(s) {', '.join(missing)}; the header "
+                         f"must name {','.join(PAIRS_COLUMNS)}, got {header!r}")
+    where = {c: header.index(c) for c in PAIRS_COLUMNS}
+    found: dict = {}
+    for line, cells in rows:
+        values = {c: cells[i] if i < len(cells) else "" for c, i in where.items()}
+        empty = [c for c, v in values.items() if not v]
+        if empty:
+            raise ValueError(f"pairs file {table}, line {line}: empty {', '.join(empty)} in {cells!r}")
+        if values["name"] in found:
+            raise ValueError(f"pairs file {table}, line {line}: pair {values['name']!r} is listed twice "
+                             f"(first on line {found[values['name']][0]})")
+        found[values["name"]] = (line, values)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if not found:
+        raise ValueError(f"pairs file {table} lists no pairs (header only)")
+    if name not in found:
+        raise ValueError(f"name must be one of {', '.join(sorted(found))} (from {table}), got {name!r}")
+    line, values = found[name]
+    paths = []
+    for column in ("image1", "image2", "ground_truth"):
+        path = pairs / values[column]
+        if not path.is_file():
+            raise FileNotFoundError(f"pairs file {table}, line {line}: {column} of pair {name!r} "
+                                    f"{'is not a file' if path.exists() else 'not found'}: {path}")
+        paths.append(path)
+    return paths[0], paths[1], paths[2]
 
 
 def read_ground_truth(path) -> np.ndarray:
     """Read a ``x1,y1,x2,y2`` CSV of correspondences as a (K, 4) float32 array.
 
+    The first line is the header ``x1,y1,x2,y2`` (any case); each further line holds exactly four
+    finite numbers, the (x, y) pixel coordinates of a point in image1 and of its correspondence in
+    image2. Tolerated, as spreadsheets write them: a UTF-8 byte-order mark (Excel's "CSV UTF-8")
+    or UTF-16 with one, CRLF line ends, blank lines, spaces around cells, trailing empty cells,
+    and ``;`` or tab as the delimiter (found in the header; with ``;`` a decimal comma, ``12,5``,
+    is read as ``12.5``). Files over :data:`MAX_CSV_BYTES` are refused.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ground_truth : (K, 4) float32 array with columns ``x1, y1, x2, y2``, K >= 1
+
     Raises
     ------
-    FileNotFoundError, ValueError
-        Missing file, or a header/rows that are not four numbers.
+    FileNotFoundError
+        Missing file.
+    ValueError
+        One line naming the file and line: a wrong header, a row without exactly four cells, a
+        cell that is not a number, NaN or infinity, a file over the size limit, or no rows at all
+        (``no correspondences in FILE``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "gt.csv"
+    >>> _ = path.write_bytes(b"\\xef\\xbb\\xbfx1,y1,x2,y2\\r\\n1,2,3,4\\r\\n")
+    >>> read_ground_truth(path)
+    array([[1., 2., 3., 4.]], dtype=float32)
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ground-truth file not found: {path}")
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        if header != ["x1", "y1", "x2", "y2"]:
-            raise ValueError(f"{path}: header must be x1,y1,x2,y2, got {','.join(header)}")
-        try:
-            rows = [[float(v) for v in row] for row in reader if row]
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    truth = np.asarray(rows, dtype=np.float32).reshape(-1, 4)
-    if not np.isfinite(truth).all():
-        raise ValueError(f"{path}: ground truth contains NaN or infinite values")
-    return truth
+    delimiter, rows = _csv_rows(path, "ground-truth file")
+    (line, header), rows = rows[0], rows[1:]
+    _check_header(path, "ground-truth file", line, header, GROUND_TRUTH_COLUMNS)
+    truth = np.empty((len(rows), 4), np.float64)
+    for k, (line, cells) in enumerate(rows):
+        if len(cells) != 4:
+            raise ValueError(f"ground-truth file {path}, line {line}: expected 4 values (x1,y1,x2,y2), "
+                             f"got {len(cells)}: {delimiter.join(cells)!r}")
+        for j, cell in enumerate(cells):
+            value = _number(cell, delimiter == ";")
+            if value is None:
+                raise ValueError(f"ground-truth file {path}, line {line}: {GROUND_TRUTH_COLUMNS[j]} must be a "
+                                 f"number, got {cell!r}")
+            if not abs(value) <= float(np.finfo(np.float32).max):  # NaN, inf, or inf as float32
+                raise ValueError(f"ground-truth file {path}, line {line}: {GROUND_TRUTH_COLUMNS[j]} must be a "
+                                 f"finite number, got {cell!r}")
+            truth[k, j] = value
+    if not len(truth):
+        raise ValueError(f"no correspondences in {path}: the file holds the header only, so there is "
+                         "no ground truth to evaluate against")
+    return truth.astype(np.float32)
 
 
 def stereo_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,10 +441,26 @@ def stereo_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     D. Scharstein et al., "High-resolution stereo datasets with subpixel-accurate ground truth",
     GCPR 2014.
     """
-    from skimage import data
+    left, right = (_skimage_png(f"motorcycle_{side}.png") for side in ("left", "right"))
+    with np.load(_skimage_data_file("motorcycle_disp.npz")) as f:
+        disparity = np.asarray(f[f.files[0]], dtype=np.float32)
+    return left, right, disparity
 
-    left, right, disparity = data.stereo_motorcycle()
-    return as_float_image(left), as_float_image(right), np.asarray(disparity, dtype=np.float32)
+
+def _skimage_data_file(name: str) -> Path:
+    """A file that ships inside ``skimage/data`` (located without importing ``skimage.io``)."""
+    import importlib.util
+
+    return Path(importlib.util.find_spec("skimage.data").origin).parent / name
+
+
+def _skimage_png(name: str) -> np.ndarray:
+    """A bundled scikit-image PNG read by OpenCV (0.25 s faster than ``skimage.data``, which imports
+    ``skimage.io``; the same pixels), as a 2-D float32 gray image."""
+    decoded = cv2.imread(str(_skimage_data_file(name)), cv2.IMREAD_UNCHANGED)
+    if decoded.ndim == 3:
+        decoded = decoded[..., [2, 1, 0, 3][:decoded.shape[2]]]    # BGR(A) -> RGB(A)
+    return as_float_image(decoded)
 
 
 def embedded_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

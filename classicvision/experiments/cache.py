@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .. import __version__
 from ..datasets import read_images
 from ..recognition.transformers import DenseSIFT, ImageFeatures, check_image_sequence
+from .workers import worker_processes
 
 __all__ = ["CachedFeatures", "default_cache_root", "feature_sources"]
 
@@ -158,7 +159,8 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
     -----
     ``transform`` takes a list of image paths and returns a list of
     :class:`~classicvision.recognition.transformers.ImageFeatures` with float16-rounded
-    descriptors; an unreadable file raises. :meth:`extract` skips and reports unreadable files.
+    descriptors; an unreadable file, or an image too small to hold one patch, raises.
+    :meth:`extract` skips and reports both.
 
     Examples
     --------
@@ -276,7 +278,8 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
         return features, None, False, read_s, sift_s
 
     def extract(self, paths, *, progress=False, desc="features"):
-        """Features of the image files ``paths`` in order, skipping (and reporting) unreadable ones.
+        """Features of the image files ``paths`` in order, skipping (and reporting) unreadable ones and
+        those without any descriptor (smaller than the patch: their histogram would be all zeros).
 
         Returns
         -------
@@ -313,9 +316,15 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
             missing = [i for i, r in enumerate(results) if r is None]
             jobs = (delayed(self._one)(paths[i], dsift, folder) for i in missing)
             parallel = Parallel(n_jobs=n_jobs if len(missing) > 1 else 1, return_as="generator", batch_size=4)
-            for i, result in zip(missing, parallel(jobs)):
-                results[i] = result
-                bar.update(1)
+            with worker_processes():  # workers die with this process (experiments.workers)
+                for i, result in zip(missing, parallel(jobs)):
+                    results[i] = result
+                    bar.update(1)
+        for i, r in enumerate(results):  # an image too small for any patch would be an all-zero histogram
+            if r[0] is not None and len(r[0].descriptors) == 0:
+                height, width = r[0].shape
+                results[i] = (None, f"{paths[i]}: no dense SIFT patch fits in {width}x{height} pixels "
+                                    f"(patch sizes {tuple(dsift.sizes)}): image too small, skipped", *r[2:])
         kept = [i for i, r in enumerate(results) if r[0] is not None]
         stats = {"errors": [r[1] for r in results if r[1] is not None], "cached": sum(r[2] for r in results),
                  "read_seconds": sum(r[3] for r in results), "dense_sift_seconds": sum(r[4] for r in results)}
@@ -326,5 +335,5 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
         paths = check_image_sequence(X)
         features, _, stats = self.extract(paths)
         if stats["errors"]:
-            raise ValueError(f"X holds unreadable images: {stats['errors'][0]}")
+            raise ValueError(f"X holds unreadable or unusable images ({len(stats['errors'])}): {stats['errors'][0]}")
         return features

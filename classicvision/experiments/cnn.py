@@ -6,8 +6,10 @@
 * :func:`run_compare` measures four methods in one run (tiny images + k-NN, bag of words + linear
   SVM, the CNN, CNN features + linear SVM) and writes one table.
 
-Both write ``report.md`` and ``results.json`` under ``out``; the test split is used only for the
-final numbers, never to choose settings. Accuracy is the fraction of test images classified
+Both write ``report.md`` and ``results.json`` under ``out`` (checked to be writable before anything
+runs) and, while running, ``partial.json`` after every stage; the test split is used only for the
+final numbers, never to choose settings. Degenerate data (no usable training image, one class,
+no usable test image) is refused with one line, as in :mod:`classicvision.experiments.scene`. Accuracy is the fraction of test images classified
 right; mean per-class accuracy is the mean of the per-class recalls (the confusion matrix's
 diagonal, rows normalized), the number reported by Lazebnik et al. 2006. Timings are wall-clock
 seconds on this machine, including the CPU load of whatever else runs (the load average is
@@ -27,8 +29,9 @@ import numpy as np
 from ..datasets import data_dir, read_images
 from ..recognition.cnn import CNNClassifier, CNNFeatures, import_torch
 from .reports import scores as class_scores
-from .reports import write_report
-from .scene import list_split
+from .reports import write_partial, write_report
+from .scene import check_training_classes, list_split
+from .workers import check_writable_folder, guarded
 
 __all__ = ["run_cnn", "run_compare"]
 
@@ -91,6 +94,7 @@ def _features_svm(clf, train_images, y_train, test_images, y_test, class_names, 
             "n_features": int(train_features.shape[1])}
 
 
+@guarded
 def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, **options) -> dict:
     """Train the CNN on ``data/train``, test on ``data/test``, and write a report.
 
@@ -120,16 +124,30 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, **opt
         linear SVM on CNN features, plus its ``C``).
     """
     start_all = time.perf_counter()
+    if out is not None:
+        out = check_writable_folder(out, "out")
     root = data_dir(data)
     environment = _environment()
     settings = {**CNN_DEFAULTS, **options, "random_state": random_state}
     if epochs is not None:
         settings["epochs"] = epochs
+    done = {}
+
+    def finished(name, **info):
+        done[name] = info
+        write_partial(out, done, method="cnn", data=str(root), settings=settings)
+
     start = time.perf_counter()
     train_images, y_train, class_names, train_errors = _read_split(root, "train")
     read_train_seconds = time.perf_counter() - start
+    warnings = check_training_classes(y_train, class_names, root / "train", skipped=train_errors)
     test_images, y_test, _, test_errors = _read_split(root, "test", class_names)
     read_test_seconds = time.perf_counter() - start - read_train_seconds
+    if not test_images:
+        raise ValueError(f"no usable test image in {root / 'test'}: all {len(test_errors)} files were skipped"
+                         + (f" (first: {test_errors[0]})" if test_errors else ""))
+    finished("read", seconds={"train": read_train_seconds, "test": read_test_seconds}, n_train=len(train_images),
+             n_test=len(test_images), skipped=train_errors + test_errors, warnings=warnings)
     for message in train_errors + test_errors:
         _say(progress, f"skipped unreadable image {message}")
     _say(progress, f"CNN: {len(train_images)} training, {len(test_images)} test images, "
@@ -143,10 +161,14 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, **opt
     start = time.perf_counter()
     clf.fit(train_images, y_train)
     train_seconds = time.perf_counter() - start
+    finished("train", seconds=train_seconds, history={k: [float(v) for v in values]
+                                                      for k, values in clf.history_.items()})
     start = time.perf_counter()
     predicted = clf.predict(test_images)
     predict_seconds = time.perf_counter() - start
     scores = class_scores(y_test, predicted, class_names)
+    finished("predict", seconds=predict_seconds, y_true=y_test.tolist(), y_pred=np.asarray(predicted).tolist(),
+             accuracy=scores["accuracy"], mean_per_class_accuracy=scores["mean_per_class_accuracy"])
     _say(progress, f"CNN: accuracy {scores['accuracy']:.3f}, mean per-class {scores['mean_per_class_accuracy']:.3f}, "
                    f"training {train_seconds:.0f} s")
     svm = _features_svm(clf, train_images, y_train, test_images, y_test, class_names, random_state)
@@ -165,16 +187,14 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, **opt
                            "settings chosen on a held-out part of train only",
                "epoch_seconds": history["seconds"], "history": history,
                "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
-               "skipped": train_errors + test_errors, "environment": environment,
+               "skipped": train_errors + test_errors, "warnings": warnings, "environment": environment,
                "cnn_features_svm": svm}
     results["environment"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     results["seconds"] = time.perf_counter() - start_all
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        write_report(out, results, "CNN (from scratch)", _cnn_report(results))  # the numbers first
         clf.save_weights(out / "weights.pt")
         _save_curves(out, history)
-        write_report(out, results, "CNN (from scratch)", _cnn_report(results))
     return results
 
 
@@ -219,6 +239,7 @@ def _row(name: str, r: dict) -> dict:
             "predict_seconds_per_image": per_image, "note": r.get("note", "")}
 
 
+@guarded
 def run_compare(data, *, out, epochs=None, progress=True, random_state=0, cnn_options=None,
                 **bovw_options) -> dict:
     """Measure tiny images + k-NN, bag of words + linear SVM, the CNN and CNN features + SVM in one run.
@@ -233,19 +254,29 @@ def run_compare(data, *, out, epochs=None, progress=True, random_state=0, cnn_op
     """
     from . import scene
 
+    out = check_writable_folder(out, "out")
     root = data_dir(data)
-    out = Path(out)
+    import_torch()  # before the classical runs: a missing torch is known at once, not after them
     start = time.perf_counter()
-    stage = {}
+    stage, done = {}, {}
+
+    def finished(name, result):
+        done[name] = {"seconds": stage[name], "folder": str(out / name),
+                      **{k: result.get(k) for k in ("accuracy", "mean_per_class_accuracy", "n_train", "n_test")}}
+        write_partial(out, done, method="compare", data=str(root))
+
     _say(progress, "running tiny images + k-NN ...")
     tiny = scene.run_tiny_knn(root, out=out / "tiny_knn", progress=progress, random_state=random_state)
     stage["tiny_knn"] = time.perf_counter() - start
+    finished("tiny_knn", tiny)
     _say(progress, "running bag of words + linear SVM ...")
     bovw = scene.run_bovw(root, out=out / "bovw", progress=progress, random_state=random_state, **bovw_options)
     stage["bovw"] = time.perf_counter() - start - stage["tiny_knn"]
+    finished("bovw", bovw)
     cnn = run_cnn(root, epochs=epochs, out=out / "cnn", progress=progress, random_state=random_state,
                   **(cnn_options or {}))
     stage["cnn"] = time.perf_counter() - start - stage["tiny_knn"] - stage["bovw"]
+    finished("cnn", cnn)
     svm = cnn["cnn_features_svm"]
     # like the classical rows, times include reading the image files
     read_train, read_test = cnn["read_train_seconds"], cnn["read_test_seconds"] / max(cnn["n_test"], 1)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NOT_AVAILABLE", "json_default", "scores", "write_report"]
+__all__ = ["NOT_AVAILABLE", "PARTIAL", "json_default", "scores", "write_partial", "write_report"]
 
 logger = logging.getLogger(__name__)
 
 NOT_AVAILABLE = "n/a"  # the score of a class without test images (never None or NaN)
+PARTIAL = "partial.json"  # the stages finished so far, rewritten after each stage; removed by the final report
 
 
 def json_default(value):
@@ -92,15 +94,63 @@ def _number(value, fmt: str = ".4f") -> str:
 def _save_confusion(path: Path, matrix, class_names, title: str) -> bool:
     try:
         from ..viz import save_confusion_matrix
-    except ImportError as exc:  # matplotlib missing: the report still gets written
-        logger.warning("confusion matrix picture not written: %s", exc)
+
+        save_confusion_matrix(path, np.asarray(matrix), list(class_names), title=title)
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:  # the report and results are still written
+        logger.warning("confusion matrix picture %s not written: %s", path, exc)
         return False
-    save_confusion_matrix(path, np.asarray(matrix), list(class_names), title=title)
     return True
+
+
+def _write_json(path: Path, payload) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (a temporary file moved in place)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, default=json_default))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_partial(out, stages: dict, **context) -> Path | None:
+    """Write ``out/partial.json``: what a run has finished so far, so that a late failure or a kill
+    keeps it (nothing is written if ``out`` is None).
+
+    Parameters
+    ----------
+    out : path or None
+    stages : dict
+        ``{stage name: that stage's results}`` in the order they finished (seconds, counts,
+        the cross-validation choice, ...); the runners call this after every stage.
+    **context
+        Other keys for the file (``settings``, ``data``, ``method``).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file written. :func:`write_report` removes it once ``results.json`` is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = write_partial(tempfile.mkdtemp(), {"list": {"seconds": 0.1}}, method="demo")
+    >>> json.loads(path.read_text())["finished"]
+    ['list']
+    """
+    if out is None:
+        return None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / PARTIAL
+    _write_json(path, {"complete": False, **context, "finished": list(stages), "stages": stages})
+    return path
 
 
 def write_report(out, results: dict, title: str, body=()) -> dict | None:
     """Write ``out/results.json``, ``out/report.md`` and ``out/confusion.png`` (nothing if ``out`` is None).
+
+    ``results.json`` is written first (atomically) and ``partial.json`` then removed; a picture
+    that cannot be drawn is logged as a warning and the report is still written.
 
     Parameters
     ----------
@@ -124,12 +174,17 @@ def write_report(out, results: dict, title: str, body=()) -> dict | None:
         return None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    drawn = "confusion_matrix" in results and _save_confusion(
-        out / "confusion.png", results["confusion_matrix"], results["class_names"], title)
+    picture = "confusion_matrix" in results and "class_names" in results
     results["files"] = {"report": str(out / "report.md"), "results": str(out / "results.json"),
-                        "confusion": str(out / "confusion.png") if drawn else None}
+                        "confusion": str(out / "confusion.png") if picture else None}
     serial = json.loads(json.dumps(results, default=json_default))
-    (out / "results.json").write_text(json.dumps(serial, indent=2))
+    _write_json(out / "results.json", serial)  # first: the numbers survive a failure below
+    (out / PARTIAL).unlink(missing_ok=True)
+    drawn = picture and _save_confusion(out / "confusion.png", results["confusion_matrix"],
+                                        results["class_names"], title)
+    if picture and not drawn:
+        results["files"]["confusion"] = serial["files"]["confusion"] = None
+        _write_json(out / "results.json", serial)
     lines = [f"# 15-Scene: {title}", ""]
     if "accuracy" in results:
         lines += [f"- accuracy: **{_number(results['accuracy'])}**",
