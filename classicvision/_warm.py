@@ -24,7 +24,7 @@ __all__ = ["GROUPS", "JOBS", "is_cold", "precompile", "warm"]
 
 
 def _pyramid_and_dog():
-    from ..features.scale_space import dog_extrema, gaussian_pyramid
+    from .features.scale_space import dog_extrema, gaussian_pyramid
 
     yy, xx = np.mgrid[:48, :48]
     blob = np.exp(-((xx - 24.0) ** 2 + (yy - 20.0) ** 2) / 32.0).astype(np.float32)   # one DoG point
@@ -32,7 +32,7 @@ def _pyramid_and_dog():
 
 
 def _describe_on_pyramids():
-    from . import gradient, orientation, sift
+    from ._kernels import gradient, orientation, sift
 
     levels = np.random.default_rng(0).random((6, 24, 24)).astype(np.float32)
     orientation._orientation_histograms(levels, np.array([1]), np.array([12.0]), np.array([12.0]), np.array([2.0]),
@@ -43,7 +43,7 @@ def _describe_on_pyramids():
 
 
 def _nearest():
-    from . import nearest
+    from ._kernels import nearest
 
     rng = np.random.default_rng(0)
     a, b = rng.random((20, 128), dtype=np.float32), rng.random((30, 128), dtype=np.float32)
@@ -52,8 +52,8 @@ def _nearest():
 
 
 def _harris():
-    from ..features._gaussian import smooth_symmetric
-    from ..features.harris import harris
+    from .features._gaussian import smooth_symmetric
+    from .features.harris import harris
 
     image = np.random.default_rng(0).random((40, 40)).astype(np.float32)
     harris(image, threshold_rel=0.001, max_points=10)
@@ -84,7 +84,7 @@ def is_cold(job: str) -> bool:
 
     for name in JOBS[job][2]:
         module, attribute = name.split(".")
-        dispatcher = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+        dispatcher = getattr(importlib.import_module(f"classicvision._kernels.{module}"), attribute)
         stem = f"{module}.{dispatcher.py_func.__qualname__}-"
         if not any(Path(dispatcher.stats.cache_path).glob(f"{stem}*.nbi")):
             return True
@@ -104,7 +104,7 @@ def precompile(job: str, *, timeout: float = 300.0) -> bool:
     if not is_cold(job):
         return False
     in_child, here, _ = JOBS[job]
-    code = f"from classicvision._kernels.warm import warm; warm(*{in_child!r})"
+    code = f"from classicvision._warm import warm; warm(*{in_child!r})"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         warm(*here)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import numbers
 import sys
 import time
 from pathlib import Path
@@ -171,7 +172,7 @@ def _run_match(args) -> int:
         if min(inputs[key].shape) < MIN_SIDE:
             raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels after "
                                f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
-    from ._kernels.warm import precompile
+    from ._warm import precompile
 
     precompile(f"match_{args.detector}")   # a first run compiles its kernels in two processes at once
     result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
@@ -244,12 +245,23 @@ def _run_bench(args) -> int:
         for key in ("accuracy", "mean_per_class_accuracy", "seconds"):
             if key in results:
                 value = results[key]
-                print(f"{key}: {value:.4f}" if isinstance(value, (int, float)) else f"{key}: {value}")
+                print(f"{key}: {value:.4f}" if isinstance(value, numbers.Real) else f"{key}: {value}")
     return 0
 
 
 _USER_ERRORS = (CommandError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
                 ValueError, TypeError, ModuleNotFoundError)
+
+
+def _silence_opencv() -> None:
+    """OpenCV's own decoder warnings would add lines to the one-line errors."""
+    import cv2
+
+    logging_module = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_module is not None:
+        logging_module.setLogLevel(logging_module.LOG_LEVEL_SILENT)
+    elif hasattr(cv2, "setLogLevel"):  # pragma: no cover - older OpenCV
+        cv2.setLogLevel(0)
 
 
 def main(argv=None) -> int:
@@ -258,6 +270,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    _silence_opencv()
     try:
         return _run_match(args) if args.command == "match" else _run_bench(args)
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """Start-up: a lazy import, the numba cache where the package is read-only, and the parallel first
-compilation (classicvision._kernels.warm)."""
+compilation (classicvision._warm)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_read_only_package_falls_back_to_a_user_cache(tmp_path):
 def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job):
     out = _python(f"""
         import json, os
-        from classicvision._kernels.warm import is_cold, precompile
+        from classicvision._warm import is_cold, precompile
         before = is_cold({job!r})
         did = precompile({job!r})
         children = [p for p in os.listdir("/proc") if p.isdigit()

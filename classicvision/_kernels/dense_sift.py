@@ -9,7 +9,7 @@ in one sweep down the image, grid row by grid row, so that nothing bigger than a
 is ever written:
 
 1. the orientation planes of the image rows that the grid row's support covers, as for
-   :func:`classicvision._sift_kernels._orientation_field` (central
+   :func:`classicvision._kernels.gradient._orientation_field` (central
    differences, symmetric border, magnitude split linearly between the 2 nearest orientation
    bins), in a ring buffer of ``T = 2 r + 1`` rows (the rows shared with the previous grid row
    are not recomputed). A row is stored *polyphase*: plane ``o`` at column ``x = q step + p``
@@ -20,15 +20,15 @@ is ever written:
 3. the x-pass: for each cell ``(j, i)``, the weighted sum of cell ``i``'s taps, four runs per
    sweep, SIMD over the grid columns and orientations.
 4. normalization of each grid column's descriptor as
-   :func:`classicvision._sift_kernels._normalize_rows` (L2, clip, L2, RootSIFT).
+   :func:`classicvision._kernels.sift._normalize_rows` (L2, clip, L2, RootSIFT).
 
 The gradient and its bin are the sparse descriptor's, row by row
-(:func:`classicvision._sift_kernels._gradient_row`, float32). ``*_parallel`` variants split the
-rows into bands over numba threads.
+(:func:`classicvision._kernels.gradient._gradient_row`, float32). :func:`_dense_raw_parallel` splits the
+rows into bands on threads (:func:`~classicvision._kernels.jit.parallel_for`).
 
 The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
 Gaussian window, the same for every grid point (module docstring of
-:mod:`classicvision.dense_sift`).
+:mod:`classicvision.features.dense_sift`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, low
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
     layout: entry ``at[x] O + o``, ``at[x] = (x % step) n_q + x // step``, is plane ``o`` at
     column ``x``; the rest of ``dst`` is zero. The gradient and its bin are those of the sparse
-    descriptor's field (:func:`classicvision._sift_kernels._gradient_row`). ``magnitude``,
+    descriptor's field (:func:`classicvision._kernels.gradient._gradient_row`). ``magnitude``,
     ``bins``, ``lower`` and ``upper`` are scratch rows."""
     _gradient_row(smoothed, y, n_ori, magnitude, bins)
     # The two bins of each pixel and its two parts, branch-free (SIMD), then the scatter.
@@ -73,7 +73,7 @@ def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, low
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=True)
 def _normalize_into(hist, dst, clip, rootsift):
-    """:func:`classicvision._sift_kernels._normalize_rows` of one row, ``hist`` -> ``dst``, in
+    """:func:`classicvision._kernels.sift._normalize_rows` of one row, ``hist`` -> ``dst``, in
     float32 (128 terms: the sums lose ~1e-7 relative, far below the tests' 1e-5)."""
     dim = hist.shape[0]
     clip32 = np.float32(clip)
