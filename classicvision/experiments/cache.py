@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .. import __version__
 from ..datasets import read_images
-from ..recognition.transformers import DenseSIFT, ImageFeatures, check_image_sequence
+from ..recognition.transformers import DenseSIFT, ImageFeatures, StatelessTransformerMixin, check_image_sequence
 from .workers import worker_processes
 
 __all__ = ["CachedFeatures", "default_cache_root", "feature_sources"]
@@ -143,7 +143,7 @@ def _rounded(features: ImageFeatures) -> ImageFeatures:
     return features._replace(descriptors=features.descriptors.astype(np.float16).astype(np.float32))
 
 
-class CachedFeatures(TransformerMixin, BaseEstimator):
+class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Dense SIFT of image files, each image's result kept in an on-disk cache (stateless transformer).
 
     Parameters
@@ -176,12 +176,6 @@ class CachedFeatures(TransformerMixin, BaseEstimator):
         self.features = features
         self.cache = cache
         self.n_jobs = n_jobs
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
     def _dsift(self) -> DenseSIFT:
         dsift = DenseSIFT() if self.features is None else self.features

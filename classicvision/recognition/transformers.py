@@ -17,7 +17,19 @@ from .._validation import check_descriptors, check_image, check_points, check_sc
 from ..features.dense_sift import dense_sift
 from ..io import read_image, resize
 
-__all__ = ["ImageFeatures", "DenseSIFT", "TinyImages", "check_features", "check_image_sequence"]
+__all__ = ["ImageFeatures", "DenseSIFT", "TinyImages", "StatelessTransformerMixin", "check_features",
+           "check_image_sequence"]
+
+
+class StatelessTransformerMixin:
+    """Tags of a transformer that learns nothing and takes a list of images (or features), not a
+    2-D array: ``fit`` only validates, and ``transform`` works unfitted."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        return tags
 
 
 class ImageFeatures(NamedTuple):
@@ -54,7 +66,7 @@ def check_image_sequence(X, name: str = "X") -> list:
     return list(X)
 
 
-class DenseSIFT(TransformerMixin, BaseEstimator):
+class DenseSIFT(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Dense SIFT descriptors on a regular grid, for each image (stateless transformer).
 
     Parameters
@@ -97,12 +109,6 @@ class DenseSIFT(TransformerMixin, BaseEstimator):
         self.rootsift = rootsift
         self.max_side = max_side
         self.n_jobs = n_jobs
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
     def _validate(self) -> tuple:
         check_scalar(self.step, "step", kind=numbers.Integral, low=1)
@@ -162,7 +168,7 @@ def check_features(X, name: str = "X") -> list:
     return out
 
 
-class TinyImages(TransformerMixin, BaseEstimator):
+class TinyImages(StatelessTransformerMixin, TransformerMixin, BaseEstimator):
     """Tiny-image features: each image resized to ``size x size``, zero mean, unit norm.
 
     Parameters
@@ -189,12 +195,6 @@ class TinyImages(TransformerMixin, BaseEstimator):
 
     def __init__(self, *, size=16):
         self.size = size
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        return tags
 
     def fit(self, X=None, y=None):
         """Validate the parameters; nothing is learned. Returns self."""
