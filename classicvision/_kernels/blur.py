@@ -41,7 +41,7 @@ from .jit import kernel, parallel_for
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
 _NUMPY_PAD = {"mirror": "reflect", "reflect": "symmetric", "nearest": "edge", "wrap": "wrap"}
-_PARALLEL_PIXELS = 1 << 16                       # images from this size get threads (bands)
+_PARALLEL_PIXELS = 1 << 16   # from 256 x 256 pixels: below, handing work to a thread costs more than it saves
 _BANDS = 16
 
 
@@ -68,7 +68,7 @@ def _fill_border(padded, r, width, border):
         padded[r + width - 1 + k] = padded[r + _border_index(width - 1 + k, width, border)]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, inline="always", fastmath=True)
 def _fold_row(padded, half, dst):
     """x-pass: ``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the
     row with ``r`` border pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
@@ -93,7 +93,7 @@ def _fold_row(padded, half, dst):
             dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, inline="always", fastmath=True)
 def _fold_rows(rows, i, half, border, dst):
     """y-pass: ``dst = sum_k half[|k|] rows[i + k]`` for ``|k| <= r``, row indices extended by
     ``border``; folded as :func:`_fold_row`."""

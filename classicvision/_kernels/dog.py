@@ -125,7 +125,7 @@ def _extrema_bands(b_start, b_stop, gauss, threshold, border, band, columns, cou
                 counts[task] = found
 
 
-_PARALLEL_PIXELS = 1 << 14  # octaves of 128 x 128 pixels and up run on threads
+_PARALLEL_PIXELS = 1 << 17  # octaves of 362 x 362 pixels and up run on threads
 _BAND = 32  # rows per extrema task
 
 
