@@ -179,12 +179,12 @@ def _extrema_mask_reference(dog, threshold, border):
 
 
 # --------------------------------------------------------------------------- refinement
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _d(gauss, layer, y, x):
     return gauss[layer + 1, y, x] - gauss[layer, y, x]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fit(gauss, layer, y, x):
     """Gradient, Hessian solve and 2-D Hessian at an integer sample; returns
     ``(ok, ox, oy, os, gx, gy, gs, dxx, dyy, dxy)`` with ``o = -H^-1 g``."""

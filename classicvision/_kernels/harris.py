@@ -37,7 +37,7 @@ def _border_index(n: int, radius: int, mode: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- response
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _smooth_row(buf, kernel, col_index, r, width, out):
     """Fill the ends of ``buf`` (row data at ``buf[r:r + width]``) by the border map, then
     ``out[x] = sum_k kernel[k] buf[x + k]``."""
@@ -55,7 +55,7 @@ def _smooth_row(buf, kernel, col_index, r, width, out):
             out[x] += w * buf[x + k]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sobel_row(image, zeros, s, rows1, cols1, smooth, diff, gx, gy):
     """Sobel ``gx, gy`` (scaled by 1/8) of image row ``s``; ``rows1``/``cols1`` are the
     radius-1 border maps, ``zeros`` a zero row."""

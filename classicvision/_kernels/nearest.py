@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .jit import num_threads, parallel_for
+
 __all__ = ["k_nearest", "exact_rows", "default_candidates", "screen_bound_factor"]
 
 # Candidates recomputed exactly per row beyond the k wanted; the next screened value proves the
@@ -144,7 +146,7 @@ def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.
     return np.ascontiguousarray(order[:, :k], dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _squared(a, r, b, j):  # pragma: no cover - compiled
     """float64 ``sum_d (a[r, d] - b[j, d])^2``, four interleaved accumulators (fixed order)."""
     dim = a.shape[1]
@@ -282,14 +284,35 @@ def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bo
         return indices, sq.astype(np.float32)
     huge = np.flatnonzero(a_sq + b_sq_max > _OVERFLOW_LIMIT)
     indices, sq = _padded(n1, k, dtype)
-    failed = []
-    chunk = min(chunk_size, n1)
-    products = np.empty((chunk, n2), np.float32)
-    for start in range(0, n1, chunk):
-        stop = min(start + chunk, n1)
+    threads = num_threads()
+    # Chunks of query rows on the pool, each GEMM on one BLAS thread: BLAS's own threads split each
+    # product statically (a busy core stalls it) and spin against the pool's.
+    per_task = -(-n1 // (4 * threads)) if threads > 1 else n1
+    chunk = max(min(64, n1), min(chunk_size, n1, per_task))   # at least 64 rows per GEMM
+    n_chunks = -(-n1 // chunk)
+    failed = [None] * n_chunks
+    context = (a, b, bt, a_sq, b_sq32, b_sq_max, slack_factor, width, spare, certify, chunk, indices, sq, failed)
+    with _single_threaded_blas():
+        parallel_for(_screen_chunks, n_chunks, context, threads=threads)
+    failed = [rows for rows in failed if rows is not None and rows.size]
+    if huge.size:
+        failed.append(huge)
+    if failed:
+        redo = np.unique(np.concatenate(failed))
+        exact_i, exact_sq = exact_rows(a[redo], b, k)
+        indices[redo], sq[redo] = exact_i, exact_sq.astype(dtype)
+    return indices, sq
+
+
+def _screen_chunks(c_start, c_stop, context) -> None:
+    """Query chunks ``c_start <= c < c_stop`` of :func:`k_nearest`: screen by one float32 GEMM,
+    the candidates, their exact distances and the certificate; rows that fail go to ``failed[c]``."""
+    a, b, bt, a_sq, b_sq32, b_sq_max, slack_factor, width, spare, certify, chunk, indices, sq, failed = context
+    n1, dim = a.shape
+    for c in range(c_start, c_stop):
+        start, stop = c * chunk, min((c + 1) * chunk, n1)
         block = a[start:stop]
-        screen = products[:stop - start]
-        np.matmul(block, bt, out=screen)                # |b|^2 is added inside _smallest_k
+        screen = block @ bt                               # |b|^2 is added inside _smallest_k
         if not certify:
             picked = _smallest_k(screen, b_sq32, width)
             value = np.take_along_axis(screen, picked, axis=1) + b_sq32[picked]
@@ -307,14 +330,20 @@ def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bo
         indices[start:stop, :width] = best
         sq[start:stop, :width] = best_sq
         if not ok.all():
-            failed.append(start + np.flatnonzero(~ok))
-    if huge.size:
-        failed.append(huge)
-    if failed:
-        redo = np.unique(np.concatenate(failed))
-        exact_i, exact_sq = exact_rows(a[redo], b, k)
-        indices[redo], sq[redo] = exact_i, exact_sq.astype(dtype)
-    return indices, sq
+            failed[c] = start + np.flatnonzero(~ok)
+
+
+_BLAS = None
+
+
+def _single_threaded_blas():
+    """A context limiting BLAS to one thread (threadpoolctl; the controller is built once)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController().select(user_api="blas")
+    return _BLAS.limit(limits=1)
 
 
 def k_nearest_reference(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from .jit import kernel, parallel_for
 from .gradient import _TWO_PI, _wrap
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _reflect(i, n):
     """Index of ``i`` in the symmetric extension of ``range(n)``, and whether it is mirrored."""
     m = i % (2 * n)
