@@ -133,6 +133,12 @@ def main(argv=None) -> int:
         lambda: (sobel_v(image1), sobel_h(image1)), "float32 in and out")
     row("gradients: derivative of Gaussian s=1", lambda: filters.gaussian_gradient(image1, 1.0),
         lambda: opencv_dog(image1, 1.0), None, "opencv: GaussianBlur, then central differences")
+    square = np.ascontiguousarray(cv2.resize(image1, (1024, 1024), interpolation=cv2.INTER_LINEAR))
+    row("gradients: Sobel gx, gy, 1024x1024", lambda: filters.sobel(square),
+        lambda: (cv2.Sobel(square, cv2.CV_32F, 1, 0), cv2.Sobel(square, cv2.CV_32F, 0, 1)), None,
+        "float32 in and out (the size of the issue-12 goal)")
+    row("gradients: derivative of Gaussian s=1, 1024x1024", lambda: filters.gaussian_gradient(square, 1.0),
+        lambda: opencv_dog(square, 1.0), None, "opencv: GaussianBlur, then central differences")
     row("Harris response", lambda: harris_response(image1), lambda: cv2.cornerHarris(image1, 2, 3, 0.04),
         lambda: corner_harris(image1, k=0.04, sigma=1.0), "opencv blockSize 2, ksize 3")
     row("Harris response, sigma_d=1 (derivative of Gaussian)", lambda: harris_response(image1, sigma_d=1.0),
