@@ -153,18 +153,23 @@ def gradient_pair(image, rows_map, cols_map, symmetric, antisymmetric):
     ``(H + 2 r,)`` and ``cols_map`` ``(W + 2 r,)`` int64 from :func:`border_map`. The symmetric
     and antisymmetric taps are folded: each pair of rows (columns) at offsets ``-k, +k`` is read
     once, giving ``S_k (p + q)`` and ``A_k (q - p)``. Returns ``(gx, gy)``, ``(H, W)`` float32;
-    rows on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
+    rows on threads (:func:`~classicvision._kernels.jit.parallel_for`). Every pixel is also
+    checked on the way (``ValueError`` for NaN or infinity), so callers need no separate pass."""
     height, width = image.shape
     r = symmetric.shape[0] // 2
     gx = np.empty((height, width), np.float32)
     gy = np.empty((height, width), np.float32)
+    nonfinite = np.zeros(height, np.uint8)
     parallel_for(_gradient_pair_rows, height, image, rows_map, cols_map, np.ascontiguousarray(symmetric[r:]),
-                 np.ascontiguousarray(antisymmetric[r:]), gx, gy, grain=16)
+                 np.ascontiguousarray(antisymmetric[r:]), gx, gy, nonfinite, grain=16)
+    if nonfinite.any():
+        raise ValueError("image contains NaN or infinite values")
     return gx, gy
 
 
-@kernel(fastmath=True)
-def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, gx, gy):
+# fastmath without 'nnan' and 'ninf': the finiteness check (x * 0 is NaN for NaN and inf) must stay.
+@kernel(fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
+def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, gx, gy, nonfinite):
     """Rows ``start <= y < stop`` of :func:`gradient_pair` (``s_half``, ``a_half``: taps at offsets
     ``0..r``): the folded y-passes into row buffers with ``r`` border pixels each side (SIMD over
     the row), the border written, then the folded x-passes."""
@@ -178,9 +183,14 @@ def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, 
     for y in range(start, stop):
         centre = image[rows_map[y + r]]
         w0 = s_half[0]
+        zero = np.float32(0.0)
+        check = np.float32(0.0)
         for x in range(width):
             cs[x] = w0 * centre[x]
             ca[x] = 0.0
+            check += centre[x] * zero
+        if check != 0.0:                 # NaN: a pixel of this row (the centre row of output y) is not finite
+            nonfinite[y] = 1
         for k in range(1, r + 1):
             above = rows_map[y + r - k]
             below = rows_map[y + r + k]

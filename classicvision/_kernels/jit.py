@@ -75,10 +75,15 @@ def _configured_threads() -> int:
     return max(1, min(_MAX_THREADS, available))
 
 
+_local = threading.local()   # .depth: how many parallel_for tasks this thread is inside
+
+
 def num_threads() -> int:
-    """Threads a kernel call from this thread uses: 1 outside the main thread of the main process
-    (workers already parallelize over items), else the configured count (module docstring)."""
-    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
+    """Threads a kernel call from this thread uses: 1 inside a :func:`parallel_for` task (a task
+    that calls kernels runs them inline), outside the main thread of the main process (workers
+    already parallelize over items), else the configured count (module docstring)."""
+    if getattr(_local, "depth", 0) or threading.current_thread() is not threading.main_thread() \
+            or multiprocessing.parent_process() is not None:
         return 1
     return _configured_threads()
 
@@ -145,11 +150,13 @@ class _Chunks:
                 return
             with self.lock:
                 self.started += 1
+            _local.depth = getattr(_local, "depth", 0) + 1
             try:
                 self.function(self.bounds[i], self.bounds[i + 1], *self.args)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 self.error = exc
             finally:
+                _local.depth -= 1
                 with self.lock:
                     self.finished += 1
                     if self.finished == self.n or (self.error is not None and self.finished == self.started):

@@ -58,6 +58,7 @@ import numpy as np
 
 from .. import _limits
 from .._kernels.gradient import _orientation_field
+from .._kernels.jit import parallel_for
 from .._kernels.sift import _describe, _normalize_rows
 from .._validation import check_descriptor_options, check_image, check_points, check_scalar
 from ._gaussian import smooth_symmetric
@@ -113,11 +114,19 @@ def _describe_image(image, points, sizes, thetas, n_cells, n_orientations, sigma
 
 def _describe_pyramid(pyramid: GaussianPyramid, points, scales, sizes, thetas, n_cells, n_orientations):
     """Raw descriptors, each point on the Gaussian level nearest its scale, in that octave's
-    pixels: one gradient field and one kernel call per level that holds points."""
+    pixels: one gradient field and one kernel call per level that holds points, the levels as
+    tasks on threads (one hand-off for the whole pyramid instead of two per level)."""
     raw = np.zeros((len(points), n_cells * n_cells * n_orientations), np.float32)
     octaves, levels = level_of_scale(pyramid, scales)
     key = octaves * (pyramid.n_scales + 3) + levels
-    for k in np.unique(key):
+    keys = np.unique(key)
+    parallel_for(_describe_levels, len(keys), pyramid, points, sizes, thetas, n_cells, n_orientations, key, keys, raw)
+    return raw
+
+
+def _describe_levels(start, stop, pyramid, points, sizes, thetas, n_cells, n_orientations, key, keys, raw):
+    """Levels ``keys[start:stop]`` of :func:`_describe_pyramid` (a task: its kernels run inline)."""
+    for k in keys[start:stop]:
         rows = np.flatnonzero(key == k)
         o, level = divmod(int(k), pyramid.n_scales + 3)
         factor = float(pyramid.octave_factor(o))
@@ -126,7 +135,6 @@ def _describe_pyramid(pyramid: GaussianPyramid, points, scales, sizes, thetas, n
         level_sizes = (sizes[rows].astype(np.float32) / np.float32(factor)).astype(np.float64)
         raw[rows] = _describe(magnitude, bins, xy[:, 0], xy[:, 1], level_sizes, thetas[rows], n_cells,
                               n_orientations)
-    return raw
 
 
 def sift_descriptors(image, keypoints, *, size=None, orientation=None,
