@@ -165,6 +165,10 @@ def _run_match(args) -> int:
         raise CommandError(f"--scale must be in (0, 4], got {args.scale}")
     if args.tolerance <= 0:
         raise CommandError(f"--tolerance must be positive, got {args.tolerance}")
+    if args.out:
+        from .viz import save_format
+
+        save_format(args.out)      # an unknown picture format is refused before any work
     start = time.perf_counter()
     inputs = _load_inputs(args)
     read_seconds = time.perf_counter() - start

@@ -222,3 +222,14 @@ def test_upsample_flag_needs_the_dog_detector(capsys):
     code, out, err = run(capsys, "match", "--detector", "harris", "--no-upsample")
     assert code == 1
     assert err.count("\n") == 1 and "--detector dog only" in err
+
+
+def test_an_unknown_picture_format_is_refused_before_any_work(capsys, monkeypatch, tmp_path):
+    from classicvision.matching import pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("matching ran before the --out check")
+
+    monkeypatch.setattr(pipeline, "match_images", never)
+    code, out, err = run(capsys, "match", "--out", str(tmp_path / "m.xyz"))
+    assert code == 1 and err.count("\n") == 1 and "unknown extension '.xyz'" in err
