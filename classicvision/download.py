@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import urllib.parse
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -149,15 +149,8 @@ def safe_extract(archive, dest, *, max_bytes: int | None = None, max_members: in
                 if mode and (mode & 0o170000) not in (0, 0o100000, 0o040000):
                     raise ValueError(f"unsafe link or special file in archive {archive}: {info.filename!r}")
             budget.check(sum(info.file_size for info in members), "declared sizes")
-            dest.mkdir(parents=True, exist_ok=True)
-            for info in members:
-                target = dest.joinpath(*_check_member(info.filename, archive).parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as source:
-                    budget.copy(source, target)
+            _write_members(archive, dest, budget, [(info.filename, info.is_dir(), lambda info=info: z.open(info))
+                                                   for info in members])
         return dest
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as t:
@@ -167,17 +160,25 @@ def safe_extract(archive, dest, *, max_bytes: int | None = None, max_members: in
                 if not (member.isfile() or member.isdir()):
                     raise ValueError(f"unsafe member (link or special file) in archive {archive}: {member.name!r}")
             budget.check(sum(member.size for member in members if member.isfile()), "declared sizes")
-            dest.mkdir(parents=True, exist_ok=True)
-            for member in members:
-                target = dest.joinpath(*_check_member(member.name, archive).parts)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = t.extractfile(member)
-                budget.copy(source, target)
+            _write_members(archive, dest, budget, [(member.name, member.isdir(),
+                                                    lambda member=member: t.extractfile(member))
+                                                   for member in members])
         return dest
     raise ValueError(f"archive must be a zip or tar file, got {archive}")
+
+
+def _write_members(archive: Path, dest: Path, budget, members) -> None:
+    """Write checked ``(name, is_dir, open)`` members of ``archive`` under ``dest``, every byte
+    counted by ``budget``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, is_dir, open_member in members:
+        target = dest.joinpath(*_check_member(name, archive).parts)
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_member() as source:
+            budget.copy(source, target)
 
 
 def read_manifest(path=None) -> dict:

@@ -26,11 +26,10 @@ import multiprocessing
 import os
 import threading
 import time
-import types
 
 from numba import njit
 
-__all__ = ["build", "kernel", "num_threads", "parallel_for"]
+__all__ = ["kernel", "num_threads", "parallel_for"]
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
@@ -45,20 +44,6 @@ def kernel(function=None, **options):
     def decorate(f):
         return njit(cache=True, nogil=True, **options)(f)
     return decorate if function is None else decorate(function)
-
-
-def build(impl, suffix, **options):
-    """``njit(cache=True, **options)`` of a copy of ``impl`` named ``impl.__name__ + suffix``.
-
-    numba names a function's on-disk cache after its qualified name and line: two builds of one
-    Python function with different options would overwrite each other's cache. Each build gets
-    its own name.
-    """
-    twin = types.FunctionType(impl.__code__, impl.__globals__, impl.__name__ + suffix, impl.__defaults__,
-                              impl.__closure__)
-    twin.__qualname__ = impl.__qualname__ + suffix
-    twin.__doc__ = impl.__doc__
-    return njit(cache=True, **options)(twin)
 
 
 def _configured_threads() -> int:

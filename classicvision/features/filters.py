@@ -27,13 +27,12 @@ R. Szeliski, *Computer Vision: Algorithms and Applications*, 2nd ed., 2022, sect
 
 from __future__ import annotations
 
-
 import numpy as np
 
+from .. import _limits
 from .._kernels.blur import _blur
 from .._kernels.gradient import border_map, gradient_pair
 from .._kernels.separable import _separable_valid
-from .. import _limits
 from .._validation import check_choice, check_image, check_scalar
 
 __all__ = [

@@ -238,9 +238,7 @@ def assign_orientations(image_or_pyramid, keypoints, *, n_bins: int = 36, window
     (1, 0.0)
     """
     keypoints = check_keypoints(keypoints)
-    check_scalar(peak_ratio, "peak_ratio", low=0, high=1)
-    hist = orientation_histograms(image_or_pyramid, keypoints.points, keypoints.scale, n_bins=n_bins,
-                                  window=window)
-    index, theta = _peaks(hist, float(peak_ratio))
+    index, theta = dominant_orientations(image_or_pyramid, keypoints.points, keypoints.scale, n_bins=n_bins,
+                                         window=window, peak_ratio=peak_ratio)
     chosen = keypoints[index]
     return Keypoints(chosen.points, chosen.scale, theta, chosen.response)
