@@ -60,18 +60,25 @@ def _harris():
     smooth_symmetric(image, 1.0)
 
 
+def _pool():
+    from ._kernels import atomics
+
+    atomics.warm()
+
+
 #: Groups of kernels, each a function that compiles (or loads) them.
 GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "describe": _describe_on_pyramids, "nearest": _nearest,
-          "harris": _harris}
+          "harris": _harris, "pool": _pool}
 _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._normalize_rows_into",
-           "nearest._smallest_k", "nearest._rank_candidates")
+           "nearest._smallest_k", "nearest._rank_candidates", "atomics.add", "atomics.park",
+           "atomics.spin_until_joined")
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest"), ("pyramid_and_dog",),
+    "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog",),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands", "dog._gather_candidates",
                    "dog._refine", "orientation._orientation_histograms_points") + _SHARED),
-    "match_harris": (("describe", "nearest"), ("harris",),
+    "match_harris": (("describe", "nearest", "pool"), ("harris",),
                      ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands") + _SHARED),
 }
 

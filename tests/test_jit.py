@@ -7,10 +7,12 @@ import pkgutil
 import threading
 
 import numba
+import numpy as np
 import pytest
 
 import classicvision._kernels as kernels
-from classicvision._kernels.jit import num_threads, parallel_for
+from classicvision._kernels import atomics, jit
+from classicvision._kernels.jit import next_chunk, num_threads, parallel_for, serial_job
 
 
 def _dispatchers():
@@ -30,7 +32,7 @@ def test_no_kernel_is_a_numba_parallel_build():
 
 def test_range_kernels_release_the_gil():
     ranged = {name: d for name, d in _dispatchers()
-              if list(d.py_func.__code__.co_varnames[:2]) in (["start", "stop"], ["b_start", "b_stop"])}
+              if d.py_func.__code__.co_varnames[:1] == ("job",)}
     assert len(ranged) >= 10
     assert [name for name, d in ranged.items() if not d.targetoptions.get("nogil")] == []
 
@@ -87,3 +89,88 @@ def test_workers_run_serially_and_the_environment_sets_the_count(monkeypatch):
     monkeypatch.setenv("CLASSICVISION_NUM_THREADS", "many")
     with pytest.raises(ValueError, match="CLASSICVISION_NUM_THREADS"):
         num_threads()
+
+
+# ------------------------------------------------------------------ compiled kernels on the pool
+@numba.njit(nogil=True)
+def _count_into(job, out):
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            out[i] += 1
+        start, stop = next_chunk(job)
+
+
+@numba.njit(nogil=True)
+def _fail_past(job, limit, out):
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            if i >= limit:
+                raise ValueError("index past the limit")
+            out[i] = 1
+        start, stop = next_chunk(job)
+
+
+@pytest.mark.parametrize("n, grain, threads", [(0, 1, 2), (1, 1, 2), (7, 1, 2), (1000, 16, 2), (4097, 1, 3),
+                                               (64, 1, 1)])
+def test_compiled_kernels_cover_the_range_once(n, grain, threads, monkeypatch):
+    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    for _ in range(20):   # many hand-offs in a row, as a pyramid makes
+        out = np.zeros(n, np.int64)
+        parallel_for(_count_into, n, out, grain=grain, threads=threads)
+        assert (out == 1).all()
+
+
+def test_serial_job_runs_a_kernel_directly():
+    out = np.zeros(10, np.int64)
+    _count_into(serial_job(10, 3), out)
+    assert (out == 1).all()
+    _count_into(serial_job(0), out)
+    assert (out == 1).all()
+
+
+def test_compiled_errors_propagate_and_the_pool_survives(monkeypatch):
+    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    with pytest.raises(ValueError, match="past the limit"):
+        parallel_for(_fail_past, 1000, 500, np.zeros(1000, np.int64), threads=2)
+    out = np.zeros(1000, np.int64)
+    parallel_for(_count_into, 1000, out, threads=2)
+    assert (out == 1).all()
+
+
+@numba.njit(nogil=True)
+def _hammer(counter, n):
+    for _ in range(n):
+        atomics.atomic_add(counter, 0, 1)
+
+
+def test_atomic_add_loses_no_update_across_threads():
+    counter = np.zeros(1, np.int64)
+    _hammer(counter, 1)
+    counter[0] = 0
+    threads = [threading.Thread(target=_hammer, args=(counter, 200_000)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter[0] == 600_000 and atomics.load(counter, 0) == 600_000
+
+
+def test_a_stall_is_a_wait_much_longer_than_the_callers_work():
+    assert not jit.is_stall(0.010, 0.002)       # the worker's last chunk ended soon after the caller's
+    assert jit.is_stall(0.001, 0.004)           # a descheduled worker held its chunk for ms
+    assert not jit.is_stall(0.00001, 0.00005)   # microseconds are jitter, not a stall
+
+
+def test_after_a_stall_calls_run_serially_for_a_while(monkeypatch):
+    import time
+
+    monkeypatch.setattr(jit, "_backoff_until", time.perf_counter() + 60)
+    names = set()
+    parallel_for(lambda start, stop: names.add(threading.current_thread().name), 64, threads=2)
+    assert names == {threading.current_thread().name}
+    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    seen = []
+    parallel_for(lambda start, stop: seen.append((start, stop)), 64, threads=2)
+    assert len(seen) > 1   # chunked again

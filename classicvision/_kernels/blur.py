@@ -36,12 +36,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
 _NUMPY_PAD = {"mirror": "reflect", "reflect": "symmetric", "nearest": "edge", "wrap": "wrap"}
-_PARALLEL_PIXELS = 1 << 16   # from 256 x 256 pixels: below, handing work to a thread costs more than it saves
+_PARALLEL_PIXELS = 1 << 15   # from 181 x 181 pixels: below, handing work to a thread costs more than it saves
 _BANDS = 16
 
 
@@ -120,7 +120,7 @@ def _fold_rows(rows, i, half, border, dst):
 
 
 @kernel(fastmath=True)
-def _blur_bands(b_start, b_stop, image, half, scale, border, x_first, n_bands, out, scratch):
+def _blur_bands(job, image, half, scale, border, x_first, n_bands, out, scratch):
     """Bands ``b_start <= b < b_stop`` of ``out = image`` blurred by the symmetric kernel whose
     taps ``k = 0..r`` are ``half[k]``,
     ``border`` a code of :data:`BORDERS`, the rows split into ``n_bands`` bands, pass order
@@ -131,30 +131,33 @@ def _blur_bands(b_start, b_stop, image, half, scale, border, x_first, n_bands, o
     r = half.shape[0] - 1
     s = np.float32(scale)
     per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width if x_first else 0
-    for b in range(b_start, b_stop):
-        y_begin = height * b // n_bands
-        y_end = height * (b + 1) // n_bands
-        padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
-        centre = padded[r:r + width]
-        if x_first:
-            n_rows = y_end - y_begin + 2 * r
-            rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
-            for yy in range(n_rows):
-                src = image[_border_index(y_begin + yy - r, height, border)]
-                for x in range(width):
-                    centre[x] = np.float32(src[x]) * s
-                _fill_border(padded, r, width, border)
-                _fold_row(padded, half, rows[yy])
-            for y in range(y_begin, y_end):
-                _fold_rows(rows, y - y_begin + r, half, border, out[y])
-        else:
-            for y in range(y_begin, y_end):
-                _fold_rows(image, y, half, border, centre)
-                if s != 1:
+    b_start, b_stop = next_chunk(job)
+    while b_start < b_stop:
+        for b in range(b_start, b_stop):
+            y_begin = height * b // n_bands
+            y_end = height * (b + 1) // n_bands
+            padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
+            centre = padded[r:r + width]
+            if x_first:
+                n_rows = y_end - y_begin + 2 * r
+                rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
+                for yy in range(n_rows):
+                    src = image[_border_index(y_begin + yy - r, height, border)]
                     for x in range(width):
-                        centre[x] *= s
-                _fill_border(padded, r, width, border)
-                _fold_row(padded, half, out[y])
+                        centre[x] = np.float32(src[x]) * s
+                    _fill_border(padded, r, width, border)
+                    _fold_row(padded, half, rows[yy])
+                for y in range(y_begin, y_end):
+                    _fold_rows(rows, y - y_begin + r, half, border, out[y])
+            else:
+                for y in range(y_begin, y_end):
+                    _fold_rows(image, y, half, border, centre)
+                    if s != 1:
+                        for x in range(width):
+                            centre[x] *= s
+                    _fill_border(padded, r, width, border)
+                    _fold_row(padded, half, out[y])
+        b_start, b_stop = next_chunk(job)
     return out
 
 
@@ -211,27 +214,30 @@ def _upsample2(image):
 
 
 @kernel
-def _upsample2_rows(start, stop, image, out):
+def _upsample2_rows(job, image, out):
     """Output rows ``2 i`` and ``2 i + 1`` of :func:`_upsample2` for ``start <= i < stop``."""
     height, width = image.shape
     half = np.float32(0.5)
-    for i in range(start, stop):
-        a = image[i]
-        b = image[i + 1] if i + 1 < height else a
-        top = out[2 * i]
-        bottom = out[2 * i + 1]
-        for j in range(width - 1):
-            top[2 * j] = a[j]
-            top[2 * j + 1] = half * (a[j] + a[j + 1])
-            left = half * (a[j] + b[j])
-            right = half * (a[j + 1] + b[j + 1])
-            bottom[2 * j] = left
-            bottom[2 * j + 1] = half * (left + right)
-        last = half * (a[width - 1] + b[width - 1])
-        top[2 * width - 2] = a[width - 1]
-        top[2 * width - 1] = a[width - 1]
-        bottom[2 * width - 2] = last
-        bottom[2 * width - 1] = last
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            a = image[i]
+            b = image[i + 1] if i + 1 < height else a
+            top = out[2 * i]
+            bottom = out[2 * i + 1]
+            for j in range(width - 1):
+                top[2 * j] = a[j]
+                top[2 * j + 1] = half * (a[j] + a[j + 1])
+                left = half * (a[j] + b[j])
+                right = half * (a[j + 1] + b[j + 1])
+                bottom[2 * j] = left
+                bottom[2 * j + 1] = half * (left + right)
+            last = half * (a[width - 1] + b[width - 1])
+            top[2 * width - 2] = a[width - 1]
+            top[2 * width - 1] = a[width - 1]
+            bottom[2 * width - 2] = last
+            bottom[2 * width - 1] = last
+        start, stop = next_chunk(job)
     return out
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 from .gradient import _gradient_row
 from .sift import _normalize_rows_reference
@@ -248,12 +248,15 @@ def _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_or
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _dense_bands(b_start, b_stop, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+def _dense_bands(job, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
                  normalize, n_bands, per_band, scratch, out):
     """Bands ``b_start <= b < b_stop`` of :func:`_dense_raw_parallel`."""
-    for b in range(b_start, b_stop):
-        _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
-              n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
+    b_start, b_stop = next_chunk(job)
+    while b_start < b_stop:
+        for b in range(b_start, b_stop):
+            _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
+                  n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
+        b_start, b_stop = next_chunk(job)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 
 # --------------------------------------------------------------------------- extrema
@@ -37,7 +37,7 @@ def _extrema_rows(gauss, threshold, border, band):
 
 
 @kernel
-def _extrema_bands(b_start, b_stop, gauss, threshold, border, band, columns, counts):
+def _extrema_bands(job, gauss, threshold, border, band, columns, counts):
     """Bands ``b_start <= b < b_stop`` of rows. The DoG ``dog[l] = gauss[l + 1] - gauss[l]`` is formed on the fly (no DoG stack is stored).
 
     For each row ``y`` and DoG layer ``1 <= layer <= L - 2``, at least ``border >= 1`` pixels
@@ -58,74 +58,77 @@ def _extrema_bands(b_start, b_stop, gauss, threshold, border, band, columns, cou
     width = gauss.shape[2]
     rows_per_layer = max(0, height - 2 * border)
     padded = (width + 7) // 8 * 8
-    for b in range(b_start, b_stop):
-        y0 = border + b * band
-        y1 = min(y0 + band, height - border)
-        dogs = np.empty((3, n_dog, width), np.float32)   # ring: DoG rows y - 1, y, y + 1
-        row_max = np.empty((3, n_dog, width), np.float32)  # their horizontal 3-max
-        row_min = np.empty((3, n_dog, width), np.float32)
-        high = np.zeros((n_dog, width), np.float32)        # 3x3 max of each layer at the centre row
-        low = np.zeros((n_dog, width), np.float32)
-        flags = np.zeros(padded, np.uint8)
-        words = flags.view(np.uint64)
-        for y in range(y0 - 1, y1 + 1):
-            k = (y - y0 + 1) % 3
-            for layer in range(n_dog):
-                upper = gauss[layer + 1, y]
-                lower = gauss[layer, y]
-                dog = dogs[k, layer]
-                most = row_max[k, layer]
-                least = row_min[k, layer]
-                for x in range(width):
-                    dog[x] = upper[x] - lower[x]
-                for x in range(1, width - 1):
-                    a = dog[x - 1]
-                    c = dog[x + 1]
-                    v = dog[x]
-                    m = a if a > c else c
-                    most[x] = m if m > v else v
-                    m = a if a < c else c
-                    least[x] = m if m < v else v
-            if y <= y0:
-                continue
-            centre = y - 1                    # its rows above and below are now in the ring
-            kc = (centre - y0 + 1) % 3
-            k0 = (kc + 2) % 3
-            k2 = (kc + 1) % 3
-            for layer in range(n_dog):
-                a, b_, c = row_max[k0, layer], row_max[kc, layer], row_max[k2, layer]
-                d, e, f = row_min[k0, layer], row_min[kc, layer], row_min[k2, layer]
-                most = high[layer]
-                least = low[layer]
-                for x in range(width):
-                    m = a[x] if a[x] > b_[x] else b_[x]
-                    most[x] = m if m > c[x] else c[x]
-                    m = d[x] if d[x] < e[x] else e[x]
-                    least[x] = m if m < f[x] else f[x]
-            for layer in range(1, n_dog - 1):
-                h0, h1, h2 = high[layer - 1], high[layer], high[layer + 1]
-                l0, l1, l2 = low[layer - 1], low[layer], low[layer + 1]
-                v = dogs[kc, layer]
-                for x in range(width):
-                    m = h0[x] if h0[x] > h1[x] else h1[x]
-                    m = m if m > h2[x] else h2[x]
-                    n = l0[x] if l0[x] < l1[x] else l1[x]
-                    n = n if n < l2[x] else l2[x]
-                    flags[x] = ((v[x] > threshold) & (v[x] >= m)) | ((v[x] < -threshold) & (v[x] <= n))
-                flags[:border] = 0
-                flags[width - border:width] = 0
-                task = (layer - 1) * rows_per_layer + centre - border
-                found = 0
-                for w in range(padded // 8):
-                    if words[w] != 0:
-                        for x in range(8 * w, 8 * w + 8):
-                            if flags[x]:
-                                columns[task, found] = x
-                                found += 1
-                counts[task] = found
+    b_start, b_stop = next_chunk(job)
+    while b_start < b_stop:
+        for b in range(b_start, b_stop):
+            y0 = border + b * band
+            y1 = min(y0 + band, height - border)
+            dogs = np.empty((3, n_dog, width), np.float32)   # ring: DoG rows y - 1, y, y + 1
+            row_max = np.empty((3, n_dog, width), np.float32)  # their horizontal 3-max
+            row_min = np.empty((3, n_dog, width), np.float32)
+            high = np.zeros((n_dog, width), np.float32)        # 3x3 max of each layer at the centre row
+            low = np.zeros((n_dog, width), np.float32)
+            flags = np.zeros(padded, np.uint8)
+            words = flags.view(np.uint64)
+            for y in range(y0 - 1, y1 + 1):
+                k = (y - y0 + 1) % 3
+                for layer in range(n_dog):
+                    upper = gauss[layer + 1, y]
+                    lower = gauss[layer, y]
+                    dog = dogs[k, layer]
+                    most = row_max[k, layer]
+                    least = row_min[k, layer]
+                    for x in range(width):
+                        dog[x] = upper[x] - lower[x]
+                    for x in range(1, width - 1):
+                        a = dog[x - 1]
+                        c = dog[x + 1]
+                        v = dog[x]
+                        m = a if a > c else c
+                        most[x] = m if m > v else v
+                        m = a if a < c else c
+                        least[x] = m if m < v else v
+                if y <= y0:
+                    continue
+                centre = y - 1                    # its rows above and below are now in the ring
+                kc = (centre - y0 + 1) % 3
+                k0 = (kc + 2) % 3
+                k2 = (kc + 1) % 3
+                for layer in range(n_dog):
+                    a, b_, c = row_max[k0, layer], row_max[kc, layer], row_max[k2, layer]
+                    d, e, f = row_min[k0, layer], row_min[kc, layer], row_min[k2, layer]
+                    most = high[layer]
+                    least = low[layer]
+                    for x in range(width):
+                        m = a[x] if a[x] > b_[x] else b_[x]
+                        most[x] = m if m > c[x] else c[x]
+                        m = d[x] if d[x] < e[x] else e[x]
+                        least[x] = m if m < f[x] else f[x]
+                for layer in range(1, n_dog - 1):
+                    h0, h1, h2 = high[layer - 1], high[layer], high[layer + 1]
+                    l0, l1, l2 = low[layer - 1], low[layer], low[layer + 1]
+                    v = dogs[kc, layer]
+                    for x in range(width):
+                        m = h0[x] if h0[x] > h1[x] else h1[x]
+                        m = m if m > h2[x] else h2[x]
+                        n = l0[x] if l0[x] < l1[x] else l1[x]
+                        n = n if n < l2[x] else l2[x]
+                        flags[x] = ((v[x] > threshold) & (v[x] >= m)) | ((v[x] < -threshold) & (v[x] <= n))
+                    flags[:border] = 0
+                    flags[width - border:width] = 0
+                    task = (layer - 1) * rows_per_layer + centre - border
+                    found = 0
+                    for w in range(padded // 8):
+                        if words[w] != 0:
+                            for x in range(8 * w, 8 * w + 8):
+                                if flags[x]:
+                                    columns[task, found] = x
+                                    found += 1
+                    counts[task] = found
+        b_start, b_stop = next_chunk(job)
 
 
-_PARALLEL_PIXELS = 1 << 17  # octaves of 362 x 362 pixels and up run on threads
+_PARALLEL_PIXELS = 1 << 15  # octaves of 181 x 181 pixels and up run on threads
 _BAND = 32  # rows per extrema task
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 _TWO_PI = 2.0 * math.pi
 # Abramowitz & Stegun 4.4.49: atan(z) = z (1 + a2 z^2 + ... + a16 z^16) on [0, 1], |error| <= 2e-8 rad.
@@ -117,10 +117,13 @@ def _orientation_field(smoothed, n_ori):
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _orientation_field_rows(start, stop, smoothed, n_ori, magnitude, bins):
+def _orientation_field_rows(job, smoothed, n_ori, magnitude, bins):
     """Rows ``start <= y < stop`` of :func:`_orientation_field`."""
-    for y in range(start, stop):
-        _gradient_row(smoothed, y, n_ori, magnitude[y], bins[y])
+    start, stop = next_chunk(job)
+    while start < stop:
+        for y in range(start, stop):
+            _gradient_row(smoothed, y, n_ori, magnitude[y], bins[y])
+        start, stop = next_chunk(job)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def gradient_pair(image, rows_map, cols_map, symmetric, antisymmetric):
 
 # fastmath without 'nnan' and 'ninf': the finiteness check (x * 0 is NaN for NaN and inf) must stay.
 @kernel(fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
-def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, gx, gy, nonfinite):
+def _gradient_pair_rows(job, image, rows_map, cols_map, s_half, a_half, gx, gy, nonfinite):
     """Rows ``start <= y < stop`` of :func:`gradient_pair` (``s_half``, ``a_half``: taps at offsets
     ``0..r``): the folded y-passes into row buffers with ``r`` border pixels each side (SIMD over
     the row), the border written, then the folded x-passes."""
@@ -180,48 +183,51 @@ def _gradient_pair_rows(start, stop, image, rows_map, cols_map, s_half, a_half, 
     zeros = np.zeros(width, np.float32)
     cs = smooth[r:r + width]
     ca = slope[r:r + width]
-    for y in range(start, stop):
-        centre = image[rows_map[y + r]]
-        w0 = s_half[0]
-        zero = np.float32(0.0)
-        check = np.float32(0.0)
-        for x in range(width):
-            cs[x] = w0 * centre[x]
-            ca[x] = 0.0
-            check += centre[x] * zero
-        if check != 0.0:                 # NaN: a pixel of this row (the centre row of output y) is not finite
-            nonfinite[y] = 1
-        for k in range(1, r + 1):
-            above = rows_map[y + r - k]
-            below = rows_map[y + r + k]
-            p = image[above] if above >= 0 else zeros
-            q = image[below] if below >= 0 else zeros
-            ws = s_half[k]
-            wa = a_half[k]
+    start, stop = next_chunk(job)
+    while start < stop:
+        for y in range(start, stop):
+            centre = image[rows_map[y + r]]
+            w0 = s_half[0]
+            zero = np.float32(0.0)
+            check = np.float32(0.0)
             for x in range(width):
-                cs[x] += ws * (p[x] + q[x])
-                ca[x] += wa * (q[x] - p[x])
-        for k in range(r):
-            for position in (k, r + width + k):
-                source = cols_map[position]
-                smooth[position] = smooth[r + source] if source >= 0 else 0.0
-                slope[position] = slope[r + source] if source >= 0 else 0.0
-        ox = gx[y]
-        oy = gy[y]
-        w0 = s_half[0]
-        for x in range(width):
-            ox[x] = 0.0
-            oy[x] = w0 * ca[x]
-        for k in range(1, r + 1):
-            ws = s_half[k]
-            wa = a_half[k]
-            left_s = smooth[r - k:r - k + width]
-            right_s = smooth[r + k:r + k + width]
-            left_a = slope[r - k:r - k + width]
-            right_a = slope[r + k:r + k + width]
+                cs[x] = w0 * centre[x]
+                ca[x] = 0.0
+                check += centre[x] * zero
+            if check != 0.0:                 # NaN: a pixel of this row (the centre row of output y) is not finite
+                nonfinite[y] = 1
+            for k in range(1, r + 1):
+                above = rows_map[y + r - k]
+                below = rows_map[y + r + k]
+                p = image[above] if above >= 0 else zeros
+                q = image[below] if below >= 0 else zeros
+                ws = s_half[k]
+                wa = a_half[k]
+                for x in range(width):
+                    cs[x] += ws * (p[x] + q[x])
+                    ca[x] += wa * (q[x] - p[x])
+            for k in range(r):
+                for position in (k, r + width + k):
+                    source = cols_map[position]
+                    smooth[position] = smooth[r + source] if source >= 0 else 0.0
+                    slope[position] = slope[r + source] if source >= 0 else 0.0
+            ox = gx[y]
+            oy = gy[y]
+            w0 = s_half[0]
             for x in range(width):
-                ox[x] += wa * (right_s[x] - left_s[x])
-                oy[x] += ws * (left_a[x] + right_a[x])
+                ox[x] = 0.0
+                oy[x] = w0 * ca[x]
+            for k in range(1, r + 1):
+                ws = s_half[k]
+                wa = a_half[k]
+                left_s = smooth[r - k:r - k + width]
+                right_s = smooth[r + k:r + k + width]
+                left_a = slope[r - k:r - k + width]
+                right_a = slope[r + k:r + k + width]
+                for x in range(width):
+                    ox[x] += wa * (right_s[x] - left_s[x])
+                    oy[x] += ws * (left_a[x] + right_a[x])
+        start, stop = next_chunk(job)
 
 
 def border_map(n: int, radius: int, mode: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 # scipy.ndimage name -> numpy.pad name (the same table as filters._PAD_MODES)
 _NP_MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
@@ -92,7 +92,7 @@ def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, 
 
 
 @kernel(fastmath=True)
-def _harris_blocks(b_start, b_stop, source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, cols_r, k_harris,
+def _harris_blocks(job, source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, cols_r, k_harris,
                    block, out):
     """Fused Harris response of the row blocks ``b_start <= b < b_stop`` into ``out``.
 
@@ -106,64 +106,67 @@ def _harris_blocks(b_start, b_stop, source_x, source_y, use_sobel, kernel, rows1
     height, width = source_x.shape
     n = kernel.shape[0]
     r = n // 2
-    for b in range(b_start, b_stop):
-        y0 = b * block
-        y1 = min(height, y0 + block)
-        n_rows = y1 - y0 + 2 * r
-        hxx = np.empty((n_rows, width), np.float32)
-        hxy = np.empty((n_rows, width), np.float32)
-        hyy = np.empty((n_rows, width), np.float32)
-        valid = np.empty(n_rows, np.bool_)
-        zeros = np.zeros(width, np.float32)
-        smooth = np.empty(width + 2, np.float32)
-        diff = np.empty(width + 2, np.float32)
-        gx = np.empty(width, np.float32)
-        gy = np.empty(width, np.float32)
-        bxx = np.empty(width + 2 * r, np.float32)
-        bxy = np.empty(width + 2 * r, np.float32)
-        byy = np.empty(width + 2 * r, np.float32)
-        for t in range(n_rows):
-            s = rows_r[y0 + t]
-            valid[t] = s >= 0
-            if s < 0:
-                continue
-            if use_sobel:
-                _sobel_row(source_x, zeros, s, rows1, cols1, smooth, diff, gx, gy)
-                rx = gx
-                ry = gy
-            else:
-                rx = source_x[s]
-                ry = source_y[s]
-            for x in range(width):
-                bxx[r + x] = rx[x] * rx[x]
-                bxy[r + x] = rx[x] * ry[x]
-                byy[r + x] = ry[x] * ry[x]
-            _smooth_row(bxx, kernel, cols_r, r, width, hxx[t])
-            _smooth_row(bxy, kernel, cols_r, r, width, hxy[t])
-            _smooth_row(byy, kernel, cols_r, r, width, hyy[t])
-        a = bxx[:width]  # reuse the row buffers as accumulators
-        bb = bxy[:width]
-        c = byy[:width]
-        for y in range(y0, y1):
-            a[:] = 0.0
-            bb[:] = 0.0
-            c[:] = 0.0
-            for t in range(n):
-                row = y - y0 + t
-                if not valid[row]:
+    b_start, b_stop = next_chunk(job)
+    while b_start < b_stop:
+        for b in range(b_start, b_stop):
+            y0 = b * block
+            y1 = min(height, y0 + block)
+            n_rows = y1 - y0 + 2 * r
+            hxx = np.empty((n_rows, width), np.float32)
+            hxy = np.empty((n_rows, width), np.float32)
+            hyy = np.empty((n_rows, width), np.float32)
+            valid = np.empty(n_rows, np.bool_)
+            zeros = np.zeros(width, np.float32)
+            smooth = np.empty(width + 2, np.float32)
+            diff = np.empty(width + 2, np.float32)
+            gx = np.empty(width, np.float32)
+            gy = np.empty(width, np.float32)
+            bxx = np.empty(width + 2 * r, np.float32)
+            bxy = np.empty(width + 2 * r, np.float32)
+            byy = np.empty(width + 2 * r, np.float32)
+            for t in range(n_rows):
+                s = rows_r[y0 + t]
+                valid[t] = s >= 0
+                if s < 0:
                     continue
-                w = kernel[t]
-                ra = hxx[row]
-                rb = hxy[row]
-                rc = hyy[row]
+                if use_sobel:
+                    _sobel_row(source_x, zeros, s, rows1, cols1, smooth, diff, gx, gy)
+                    rx = gx
+                    ry = gy
+                else:
+                    rx = source_x[s]
+                    ry = source_y[s]
                 for x in range(width):
-                    a[x] += w * ra[x]
-                    bb[x] += w * rb[x]
-                    c[x] += w * rc[x]
-            o = out[y]
-            for x in range(width):
-                tr = a[x] + c[x]
-                o[x] = a[x] * c[x] - bb[x] * bb[x] - k_harris * tr * tr
+                    bxx[r + x] = rx[x] * rx[x]
+                    bxy[r + x] = rx[x] * ry[x]
+                    byy[r + x] = ry[x] * ry[x]
+                _smooth_row(bxx, kernel, cols_r, r, width, hxx[t])
+                _smooth_row(bxy, kernel, cols_r, r, width, hxy[t])
+                _smooth_row(byy, kernel, cols_r, r, width, hyy[t])
+            a = bxx[:width]  # reuse the row buffers as accumulators
+            bb = bxy[:width]
+            c = byy[:width]
+            for y in range(y0, y1):
+                a[:] = 0.0
+                bb[:] = 0.0
+                c[:] = 0.0
+                for t in range(n):
+                    row = y - y0 + t
+                    if not valid[row]:
+                        continue
+                    w = kernel[t]
+                    ra = hxx[row]
+                    rb = hxy[row]
+                    rc = hyy[row]
+                    for x in range(width):
+                        a[x] += w * ra[x]
+                        bb[x] += w * rb[x]
+                        c[x] += w * rc[x]
+                o = out[y]
+                for x in range(width):
+                    tr = a[x] + c[x]
+                    o[x] = a[x] * c[x] - bb[x] * bb[x] - k_harris * tr * tr
+        b_start, b_stop = next_chunk(job)
 
 
 def _smooth_reference(plane, kernel, mode):
@@ -211,34 +214,37 @@ def _nms_mask(response, radius, border, threshold):
 
 
 @kernel
-def _nms_rows(start, stop, response, radius, border, threshold, mask):
+def _nms_rows(job, response, radius, border, threshold, mask):
     """Rows ``border + start <= y < border + stop``: ``mask[y, x] = 1`` where ``response[y, x] >= threshold`` (and > 0) and it beats every
     other pixel of its ``(2 radius + 1)**2`` window (clipped to the image): ``R[q] < R[p]``,
     or ``R[q] == R[p]`` with ``q`` after ``p`` in raster order (the first of a tie wins).
     Pixels closer than ``border`` to an edge are never peaks."""
     height, width = response.shape
-    for y in range(border + start, border + stop):
-        row = response[y]
-        y0 = max(y - radius, 0)
-        y1 = min(y + radius + 1, height)
-        for x in range(border, width - border):
-            v = row[x]
-            if not (v >= threshold and v > 0.0):
-                continue
-            x0 = max(x - radius, 0)
-            x1 = min(x + radius + 1, width)
-            peak = True
-            for yy in range(y0, y1):
-                other = response[yy]
-                for xx in range(x0, x1):
-                    w = other[xx]
-                    if w > v or (w == v and (yy < y or (yy == y and xx < x))):
-                        peak = False
+    start, stop = next_chunk(job)
+    while start < stop:
+        for y in range(border + start, border + stop):
+            row = response[y]
+            y0 = max(y - radius, 0)
+            y1 = min(y + radius + 1, height)
+            for x in range(border, width - border):
+                v = row[x]
+                if not (v >= threshold and v > 0.0):
+                    continue
+                x0 = max(x - radius, 0)
+                x1 = min(x + radius + 1, width)
+                peak = True
+                for yy in range(y0, y1):
+                    other = response[yy]
+                    for xx in range(x0, x1):
+                        w = other[xx]
+                        if w > v or (w == v and (yy < y or (yy == y and xx < x))):
+                            peak = False
+                            break
+                    if not peak:
                         break
-                if not peak:
-                    break
-            if peak:
-                mask[y, x] = 1
+                if peak:
+                    mask[y, x] = 1
+        start, stop = next_chunk(job)
 
 
 def _nms_mask_reference(response, radius, border, threshold):

@@ -1,19 +1,43 @@
 """How the kernels are compiled and run on several cores.
 
-Every kernel is one serial, GIL-free numba function over a range of work items (rows, bands of
-rows, points): ``kernel(start, stop, *args)``. :func:`parallel_for` splits ``[0, n)`` into a few
-chunks per thread and runs them on a small pool of Python threads, the calling thread included;
-each participant takes the next chunk when it finishes one (dynamic scheduling). So:
+Every kernel is one serial, GIL-free numba function that takes a *job* and claims chunks of
+``[0, n)`` from it until none is left::
+
+    @kernel
+    def _rows(job, image, out):
+        start, stop = next_chunk(job)
+        while start < stop:
+            for y in range(start, stop):
+                ...
+            start, stop = next_chunk(job)
+
+(a kernel's docstring describes one chunk ``start <= i < stop``). :func:`serial_job` makes a job
+for a direct call on one thread; :func:`parallel_for` makes the job (``n`` split into a few chunks per thread), posts it to a small
+pool of worker threads and joins in itself. So:
 
 * one compiled version per kernel, no ``parallel=True`` build: those compile several times slower,
   and a first run on a fresh install is mostly compilation;
-* no spinning worker threads (numba's workqueue and OpenMP layers spin after a parallel region,
-  which slows whatever runs next, BLAS included);
-* under load, a descheduled thread holds up only the chunk it is on: the others take the rest
-  (a static split of a ``prange`` waits for the slowest thread, so one busy core stalls all);
+* dynamic scheduling: a chunk goes to whoever is free, the calling thread included, and the caller
+  waits only for the chunks that others have started. Under load, a descheduled thread holds up
+  only the chunk it is on, and a thread that never woke up holds none (a static split of a
+  ``prange`` waits for the slowest thread, so one busy core stalls all);
+* a cheap hand-off: the chunks are claimed by an atomic counter inside the compiled kernel, so a
+  worker runs all of its chunks in one call without the GIL. A worker that has just finished
+  polls for the next job for :data:`_SPIN_SECONDS` without the GIL, then blocks; the caller polls
+  for the workers' last chunks for at most :data:`_JOIN_SPIN_SECONDS`, then blocks. A hand-off
+  through Python locks and the GIL costs 30-100 us on a virtual machine (a futex wake-up each
+  way), as much as the work of a small call; this one costs a few microseconds;
+* backing off under load: when a kernel's join waits much longer for a worker than the caller
+  spent on its own chunks (:func:`is_stall`: a worker was descheduled in the middle of a chunk,
+  by a busy neighbour), the calls of the next :data:`_BACKOFF_SECONDS` run serially, then
+  threads are tried again. A waiting thread's poll costs its core, and a descheduled one costs
+  its chunk's wait, so on a loaded machine one thread is the faster choice;
 * called from a worker thread or a child process (``joblib``, ``dask``, ``DenseSIFT(n_jobs=...)``,
-  which already parallelize over images), a kernel runs serially in the caller: no
-  oversubscription, and no nested pools.
+  which already parallelize over images), or from inside a task, a kernel runs serially in the
+  caller: no oversubscription, and no nested pools.
+
+Plain Python functions (``function(start, stop, *args)``: tasks that call several kernels, or
+BLAS) run on the same pool, claiming their chunks between calls.
 
 The number of threads is ``CLASSICVISION_NUM_THREADS`` when set, else the CPUs this process may
 run on (at most 8); :func:`num_threads` reports it for the calling thread.
@@ -21,22 +45,34 @@ run on (at most 8); :func:`num_threads` reports it for the calling thread.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import threading
 import time
 
+import numpy as np
 from numba import njit
+from numba.core.registry import CPUDispatcher
 
-__all__ = ["kernel", "num_threads", "parallel_for"]
+from . import atomics
+
+__all__ = ["is_stall", "kernel", "next_chunk", "num_threads", "parallel_for", "serial_job"]
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
-_SPIN_SECONDS = 0.002   # how long an idle worker or a waiting caller polls before it blocks
+_SPIN_SECONDS = 0.0003       # how long an idle worker polls for the next job before it blocks
+_JOIN_SPIN_SECONDS = 0.0005  # how long the caller polls for the workers' last chunks before it blocks
+_STALL_RATIO = 0.5           # a join that waits longer than this share of the caller's own work ...
+_STALL_SECONDS = 1e-4        # ... and longer than this is a stall: a worker was descheduled mid-chunk
+_BACKOFF_SECONDS = 0.1       # after a stall, calls from this process run serially for this long
+_backoff_until = 0.0
+_SETTLE_SECONDS = 5e-6       # how long a worker that saw a new job waits for the caller to leave the GIL
 _pool = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+
+# A job: one int64 array. Its fields:
+_NEXT, _ENTERED, _LEFT, _N_CHUNKS, _N, _CALLER_BLOCKED, _PARKED = range(7)
 
 
 def kernel(function=None, **options):
@@ -44,6 +80,25 @@ def kernel(function=None, **options):
     def decorate(f):
         return njit(cache=True, nogil=True, **options)(f)
     return decorate if function is None else decorate(function)
+
+
+@kernel
+def next_chunk(job):
+    """Claim the next chunk of ``job``: ``(start, stop)`` with ``start < stop``, or ``(0, 0)``
+    when none is left. A participant calls it until it gets ``(0, 0)`` and then touches no output:
+    that last call counts it out of the job (the caller waits for every participant to be out)."""
+    chunk = atomics.atomic_add(job, _NEXT, 1)
+    n_chunks = job[_N_CHUNKS]
+    if chunk >= n_chunks:
+        atomics.atomic_add(job, _LEFT, 1)
+        return 0, 0
+    n = job[_N]
+    return n * chunk // n_chunks, n * (chunk + 1) // n_chunks
+
+
+def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:
+    """A job over ``[0, n)`` in ``n_chunks`` chunks, for a kernel called directly on one thread."""
+    return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0], np.int64)
 
 
 def _configured_threads() -> int:
@@ -73,38 +128,113 @@ def num_threads() -> int:
     return _configured_threads()
 
 
+def _spins(seconds: float) -> int:
+    """Polls of :func:`atomics.park` that take about ``seconds`` here (measured once)."""
+    global _SPIN_NS
+    if _SPIN_NS is None:
+        probe = np.zeros(1, np.int64)
+        atomics.park(probe, -1, probe, 0, 0, 1, 0)    # compiled (or loaded) before timing
+        start = time.perf_counter()
+        atomics.park(probe, -1, probe, 0, 0, 20000, 0)
+        _SPIN_NS = max(1.0, (time.perf_counter() - start) / 20000 * 1e9)
+    return max(1, int(seconds * 1e9 / _SPIN_NS))
+
+
+_SPIN_NS = None
+
+
+class _Task:
+    """One :func:`parallel_for` call: the job array, the function and its arguments, and the
+    caller's wake-up when it had to block."""
+
+    def __init__(self, function, n, n_chunks, args):
+        self.job = np.array([0, 0, 0, n_chunks, n, 0, 0], np.int64)
+        self.function, self.args = function, args
+        self.compiled = isinstance(function, CPUDispatcher)
+        self.error: BaseException | None = None
+        self.condition = threading.Condition()
+
+    def participate(self, entered: bool = False) -> None:
+        """Enter (unless ``entered``), run chunks until none is left, and be counted out (also on
+        an error, which stops the others from starting new chunks and is re-raised by the
+        caller)."""
+        job = self.job
+        if not entered:
+            atomics.add(job, _ENTERED, 1)
+        try:
+            if self.compiled:
+                self.function(job, *self.args)
+            else:
+                _local.depth = getattr(_local, "depth", 0) + 1
+                try:
+                    start, stop = next_chunk(job)
+                    while start < stop:
+                        self.function(start, stop, *self.args)
+                        start, stop = next_chunk(job)
+                finally:
+                    _local.depth -= 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            if self.error is None:
+                self.error = exc
+            atomics.add(job, _NEXT, int(job[_N_CHUNKS]))   # no new chunks for anyone
+            atomics.add(job, _LEFT, 1)                      # the (0, 0) claim this one never made
+
+    def worker_done(self) -> None:
+        if atomics.load(self.job, _CALLER_BLOCKED):
+            with self.condition:
+                self.condition.notify_all()
+
+    def join(self) -> None:
+        """The caller, after its own :meth:`participate`: wait until everyone who entered is out,
+        then re-raise the first error."""
+        job = self.job
+        if not atomics.spin_until_joined(job, _ENTERED, _LEFT, _PARKED, _spins(_JOIN_SPIN_SECONDS)):
+            atomics.add(job, _CALLER_BLOCKED, 1)
+            with self.condition:
+                while atomics.load(job, _ENTERED) != atomics.load(job, _LEFT):
+                    self.condition.wait(0.01)
+        if self.error is not None:
+            raise self.error
+
+
 class _Pool:
-    """Worker threads that run :class:`_Chunks` jobs. After a job a worker polls for the next one
-    for :data:`_SPIN_SECONDS` (releasing the GIL between polls) before it blocks: a sweep of small
-    calls (the levels of a pyramid, the images of a batch) then finds it awake, where waking a
-    blocked thread costs 50-300 us on a virtual machine, as much as a small call's work."""
+    """Worker threads that join each posted :class:`_Task`. ``control`` holds the epoch (bumped
+    per task) and the number of workers blocked on ``condition``."""
 
     def __init__(self, workers: int):
+        self.control = np.zeros(2, np.int64)
         self.condition = threading.Condition()
-        self.job: _Chunks | None = None
-        self.epoch = 0
+        self.task: _Task | None = None
+        self.spins = _spins(_SPIN_SECONDS)
+        self.settle = _spins(_SETTLE_SECONDS)
         self.threads = [threading.Thread(target=self._run, name=f"classicvision_{i}", daemon=True)
                         for i in range(workers)]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, job: _Chunks) -> None:
-        with self.condition:
-            self.job = job
-            self.epoch += 1
-            self.condition.notify_all()
+    def submit(self, task: _Task) -> None:
+        self.task = task
+        atomics.add(self.control, 0, 1)
+        if atomics.load(self.control, 1):
+            with self.condition:
+                self.condition.notify_all()
 
     def _run(self) -> None:
-        seen = 0
+        control, seen, epoch = self.control, 0, 0
+        epoch = atomics.park(control, -1, control, 0, seen, self.spins, self.settle)
         while True:
-            deadline = time.perf_counter() + _SPIN_SECONDS
-            while self.epoch == seen and time.perf_counter() < deadline:
-                time.sleep(0)
-            with self.condition:
-                while self.epoch == seen:
-                    self.condition.wait()
-                seen, job = self.epoch, self.job
-            job.drain()
+            if epoch == seen:
+                with self.condition:
+                    atomics.add(control, 1, 1)
+                    while atomics.load(control, 0) == seen:
+                        self.condition.wait()
+                    atomics.add(control, 1, -1)
+                    epoch = atomics.load(control, 0)
+            seen = epoch
+            task = self.task
+            task.participate()
+            task.worker_done()
+            epoch = atomics.park(task.job, _PARKED, control, 0, seen, self.spins, self.settle)
 
 
 def _get_pool(workers: int) -> _Pool:
@@ -116,64 +246,42 @@ def _get_pool(workers: int) -> _Pool:
         return _pool
 
 
-class _Chunks:
-    """The chunks of one :func:`parallel_for` call: taken one at a time by whoever is free, and
-    counted when done, so that the caller waits only for chunks that were started."""
-
-    def __init__(self, bounds, function, args):
-        self.bounds, self.function, self.args = bounds, function, args
-        self.n = len(bounds) - 1
-        self.counter = itertools.count()      # next() on itertools.count is atomic under the GIL
-        self.lock = threading.Lock()
-        self.started = self.finished = 0
-        self.all_done = threading.Event()
-        self.error: BaseException | None = None
-
-    def drain(self) -> None:
-        for i in self.counter:
-            if i >= self.n or self.error is not None:
-                return
-            with self.lock:
-                self.started += 1
-            _local.depth = getattr(_local, "depth", 0) + 1
-            try:
-                self.function(self.bounds[i], self.bounds[i + 1], *self.args)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                self.error = exc
-            finally:
-                _local.depth -= 1
-                with self.lock:
-                    self.finished += 1
-                    if self.finished == self.n or (self.error is not None and self.finished == self.started):
-                        self.all_done.set()
-
-    def wait(self) -> None:
-        """After the caller's own drain: wait for the chunks others still run (a worker that never
-        woke up holds none), then re-raise the first error."""
-        if not self._done():
-            self.all_done.wait()   # blocking, not polling: a polling caller would keep the GIL from the workers
-        if self.error is not None:
-            raise self.error
-
-    def _done(self) -> bool:
-        with self.lock:
-            return self.finished == self.n or (self.error is not None and self.finished == self.started)
-
-
 def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = None) -> None:
-    """Run ``function(start, stop, *args)`` over ``[0, n)``: serially when one thread is due or
+    """Run ``function`` over ``[0, n)``: a kernel (a :func:`kernel` taking a job, module
+    docstring) or a Python ``function(start, stop, *args)``. Serially when one thread is due or
     ``n < 2 * grain``, else in about ``4 * threads`` chunks of at least ``grain`` items, taken
-    dynamically by the pool and the calling thread. The caller waits only for chunks already
-    started: a pool thread that was descheduled before it took one is not waited for (it finds
-    none left when it runs). ``function`` must write disjoint outputs for disjoint ranges; its
-    first exception is raised here."""
+    dynamically by the pool and the calling thread; the caller waits only for chunks already
+    started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
+    raised here."""
     threads = num_threads() if threads is None else threads
     if threads <= 1 or n < 2 * grain:
         if n > 0:
-            function(0, n, *args)
+            if isinstance(function, CPUDispatcher):
+                function(serial_job(n), *args)
+            else:
+                function(0, n, *args)
         return
     n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
-    chunks = _Chunks([n * i // n_chunks for i in range(n_chunks + 1)], function, args)
-    _get_pool(threads - 1).submit(chunks)
-    chunks.drain()
-    chunks.wait()
+    global _backoff_until
+    start = time.perf_counter()
+    if start < _backoff_until:
+        parallel_for(function, n, *args, grain=grain, threads=1)
+        return
+    task = _Task(function, n, n_chunks, args)
+    pool = _get_pool(threads - 1)
+    atomics.add(task.job, _ENTERED, 1)   # before the post: the caller goes straight into its kernel
+    pool.submit(task)
+    task.participate(entered=True)
+    own = time.perf_counter()
+    task.join()
+    end = time.perf_counter()
+    if task.compiled and is_stall(own - start, end - own):
+        _backoff_until = end + _BACKOFF_SECONDS
+
+
+def is_stall(own_seconds: float, wait_seconds: float) -> bool:
+    """Whether a kernel's join waited so long for the others (``wait_seconds``, after the caller's
+    own ``own_seconds`` of chunks) that a worker must have been descheduled mid-chunk: the chunks
+    of a kernel are equal splits, so on a free core a worker's last chunk ends soon after the
+    caller's."""
+    return wait_seconds > max(_STALL_SECONDS, _STALL_RATIO * own_seconds)

@@ -13,11 +13,11 @@ import math
 import numpy as np
 
 from .gradient import _bin_of
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 
 @kernel(fastmath=True)
-def _orientation_histograms_points(start, stop, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
+def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
                                    hist):
     """Rows ``start <= i < stop`` of the ``(N, n_bins)`` float32 histograms of gradient
     orientation, into ``hist`` (zeros).
@@ -31,47 +31,50 @@ def _orientation_histograms_points(start, stop, levels, level, xs, ys, sigmas, n
     height = levels.shape[1]
     width = levels.shape[2]
     bin_per_radian = np.float32(n_bins / (2.0 * math.pi))
-    for i in range(start, stop):
-        image = levels[level[i]]
-        cx = int(round(xs[i]))
-        cy = int(round(ys[i]))
-        sigma_w = window * sigmas[i]
-        radius = int(round(radius_factor * sigma_w))
-        scale = -0.5 / (sigma_w * sigma_w)
-        # The Gaussian weight is separable: one table of exp(-d**2 / (2 sigma_w**2)).
-        table = np.empty(2 * radius + 1, np.float32)
-        for d in range(-radius, radius + 1):
-            table[d + radius] = math.exp(d * d * scale)
-        row = hist[i]
-        y0 = max(1, cy - radius)
-        y1 = min(height - 2, cy + radius)
-        x0 = max(1, cx - radius)
-        x1 = min(width - 2, cx + radius)
-        span = max(x1 - x0 + 1, 0)
-        weights = np.empty(span, np.float32)
-        bins = np.empty(span, np.float32)
-        table_x = table[x0 - cx + radius:x0 - cx + radius + span]
-        for y in range(y0, y1 + 1):
-            wy = table[y - cy + radius]
-            # Slices indexed from 0, so that numba need not wrap possibly negative indices
-            # and the first pass vectorizes.
-            above = image[y - 1, x0:x0 + span]
-            left = image[y, x0 - 1:x0 - 1 + span]
-            right = image[y, x0 + 1:x0 + 1 + span]
-            below = image[y + 1, x0:x0 + span]
-            # Two passes over the row: weights and bins without branches, then the votes.
-            for j in range(span):
-                gx = right[j] - left[j]
-                gy = below[j] - above[j]
-                weights[j] = math.sqrt(gx * gx + gy * gy) * wy * table_x[j]
-                bins[j] = _bin_of(gx, gy, bin_per_radian, n_bins)
-            for j in range(span):
-                f = bins[j]
-                b0 = int(f)
-                t = f - b0
-                b1 = b0 + 1 if b0 + 1 < n_bins else 0
-                row[b0] += weights[j] * (1.0 - t)
-                row[b1] += weights[j] * t
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            image = levels[level[i]]
+            cx = int(round(xs[i]))
+            cy = int(round(ys[i]))
+            sigma_w = window * sigmas[i]
+            radius = int(round(radius_factor * sigma_w))
+            scale = -0.5 / (sigma_w * sigma_w)
+            # The Gaussian weight is separable: one table of exp(-d**2 / (2 sigma_w**2)).
+            table = np.empty(2 * radius + 1, np.float32)
+            for d in range(-radius, radius + 1):
+                table[d + radius] = math.exp(d * d * scale)
+            row = hist[i]
+            y0 = max(1, cy - radius)
+            y1 = min(height - 2, cy + radius)
+            x0 = max(1, cx - radius)
+            x1 = min(width - 2, cx + radius)
+            span = max(x1 - x0 + 1, 0)
+            weights = np.empty(span, np.float32)
+            bins = np.empty(span, np.float32)
+            table_x = table[x0 - cx + radius:x0 - cx + radius + span]
+            for y in range(y0, y1 + 1):
+                wy = table[y - cy + radius]
+                # Slices indexed from 0, so that numba need not wrap possibly negative indices
+                # and the first pass vectorizes.
+                above = image[y - 1, x0:x0 + span]
+                left = image[y, x0 - 1:x0 - 1 + span]
+                right = image[y, x0 + 1:x0 + 1 + span]
+                below = image[y + 1, x0:x0 + span]
+                # Two passes over the row: weights and bins without branches, then the votes.
+                for j in range(span):
+                    gx = right[j] - left[j]
+                    gy = below[j] - above[j]
+                    weights[j] = math.sqrt(gx * gx + gy * gy) * wy * table_x[j]
+                    bins[j] = _bin_of(gx, gy, bin_per_radian, n_bins)
+                for j in range(span):
+                    f = bins[j]
+                    b0 = int(f)
+                    t = f - b0
+                    b1 = b0 + 1 if b0 + 1 < n_bins else 0
+                    row[b0] += weights[j] * (1.0 - t)
+                    row[b1] += weights[j] * t
+        start, stop = next_chunk(job)
 
 
 def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radius_factor):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 
 def _separable_valid(padded, kernel_x, kernel_y):
@@ -27,40 +27,46 @@ def _separable_valid(padded, kernel_x, kernel_y):
 
 
 @kernel(fastmath=True)
-def _correlate_rows(start, stop, padded, kernel_x, rows):
+def _correlate_rows(job, padded, kernel_x, rows):
     """``rows[i, j] = sum_k kernel_x[k] padded[i, j + k]`` for ``start <= i < stop``."""
     n = kernel_x.shape[0]
     width = rows.shape[1]
-    for i in range(start, stop):
-        src = padded[i]
-        dst = rows[i]
-        w0 = kernel_x[0]
-        for j in range(width):
-            dst[j] = w0 * src[j]
-        for k in range(1, n):
-            w = kernel_x[k]
-            if w != 0.0:
-                for j in range(width):
-                    dst[j] += w * src[j + k]
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            src = padded[i]
+            dst = rows[i]
+            w0 = kernel_x[0]
+            for j in range(width):
+                dst[j] = w0 * src[j]
+            for k in range(1, n):
+                w = kernel_x[k]
+                if w != 0.0:
+                    for j in range(width):
+                        dst[j] += w * src[j + k]
+        start, stop = next_chunk(job)
 
 
 @kernel(fastmath=True)
-def _correlate_columns(start, stop, rows, kernel_y, out):
+def _correlate_columns(job, rows, kernel_y, out):
     """``out[i, j] = sum_k kernel_y[k] rows[i + k, j]`` for ``start <= i < stop``."""
     n = kernel_y.shape[0]
     width = out.shape[1]
-    for i in range(start, stop):
-        dst = out[i]
-        w0 = kernel_y[0]
-        src = rows[i]
-        for j in range(width):
-            dst[j] = w0 * src[j]
-        for k in range(1, n):
-            w = kernel_y[k]
-            if w != 0.0:
-                src = rows[i + k]
-                for j in range(width):
-                    dst[j] += w * src[j]
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            dst = out[i]
+            w0 = kernel_y[0]
+            src = rows[i]
+            for j in range(width):
+                dst[j] = w0 * src[j]
+            for k in range(1, n):
+                w = kernel_y[k]
+                if w != 0.0:
+                    src = rows[i + k]
+                    for j in range(width):
+                        dst[j] += w * src[j]
+        start, stop = next_chunk(job)
 
 
 def _separable_valid_reference(padded, kernel_x, kernel_y):

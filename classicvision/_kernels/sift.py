@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import kernel, parallel_for
+from .jit import kernel, next_chunk, parallel_for
 
 from .gradient import _TWO_PI, _wrap
 
@@ -47,7 +47,7 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _describe_points(start, stop, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out):
+def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out):
     """Rows ``start <= k < stop`` of :func:`_describe` into ``out``.
 
     Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
@@ -67,136 +67,139 @@ def _describe_points(start, stop, magnitude, bins, xs, ys, sizes, thetas, n_cell
     stride_y = padded * n_ori
     half_n = 0.5 * n_cells - 0.5
     half_ori = 0.5 * n_ori
-    for k in range(start, stop):
-        cx = float(xs[k])
-        cy = float(ys[k])
-        s = float(sizes[k])
-        c = math.cos(thetas[k])
-        sn = math.sin(thetas[k])
-        if abs(sn) < 1e-12:
-            sn = 0.0
-        if abs(c) < 1e-12:
-            c = 0.0
-        t_theta = _wrap(float(thetas[k]) * (n_ori / _TWO_PI), n_ori)
-        inv_w = n_cells / s
-        step_x = c * inv_w
-        step_y = sn * inv_w
-        inv_2var = 2.0 / (s * s)                # 1 / (2 sigma^2), sigma = s / 2
-        reach = 0.5 * s + 0.5 * s / n_cells
-        extent = reach * (abs(c) + abs(sn))
-        x_lo = int(math.floor(cx - extent))
-        x_hi = int(math.ceil(cx + extent))
-        y_lo = int(math.floor(cy - extent))
-        y_hi = int(math.ceil(cy + extent))
-        span = x_hi - x_lo + 1
-        gauss_x = np.empty(span, np.float64)
-        for j in range(span):
-            d = x_lo + j - cx
-            gauss_x[j] = math.exp(-d * d * inv_2var)
-        row_t = np.empty(span, np.float64)
-        row_w = np.empty(span, np.float64)
-        row_x = np.empty(span, np.float64)
-        row_y = np.empty(span, np.float64)
-        hist = np.zeros(padded * stride_y, np.float64)
-        for py in range(y_lo, y_hi + 1):
-            dy = py - cy
-            # Interval of dx with |u| < reach and |v| < reach on this row.
-            lo = -extent - 1.0
-            hi = extent + 1.0
-            if c != 0.0:
-                a = (-reach - dy * sn) / c
-                b = (reach - dy * sn) / c
-                lo = max(lo, min(a, b))
-                hi = min(hi, max(a, b))
-            elif abs(dy * sn) >= reach:
-                continue
-            if sn != 0.0:
-                a = (dy * c - reach) / sn
-                b = (dy * c + reach) / sn
-                lo = max(lo, min(a, b))
-                hi = min(hi, max(a, b))
-            elif abs(dy * c) >= reach:
-                continue
-            px_lo = max(x_lo, int(math.floor(cx + lo)))
-            px_hi = min(x_hi, int(math.ceil(cx + hi)))
-            if px_hi < px_lo:
-                continue
-            n_px = px_hi - px_lo + 1
-            ry, flip_y = _reflect(py, height)
-            gy_w = math.exp(-dy * dy * inv_2var)
-            dx0 = px_lo - cx
-            tx0 = (dx0 * c + dy * sn) * inv_w + half_n
-            ty0 = (dy * c - dx0 * sn) * inv_w + half_n
-            g0 = px_lo - x_lo
-            if not flip_y and px_lo >= 0 and px_hi < width:
-                # Slices, indexed from 0: an index like px_lo + j may be negative as far as
-                # LLVM knows, numba then wraps it around, and the loop does not vectorize.
-                mrow = magnitude[ry, px_lo:px_lo + n_px]
-                brow = bins[ry, px_lo:px_lo + n_px]
-                grow = gauss_x[g0:g0 + n_px]
-                for j in range(n_px):
-                    tx = tx0 + j * step_x
-                    ty = ty0 - j * step_y
-                    inside = (tx > -1.0) & (tx < n_cells) & (ty > -1.0) & (ty < n_cells)
-                    t = float(brow[j]) - t_theta
-                    row_t[j] = t + n_ori if t < 0.0 else t
-                    row_w[j] = float(mrow[j]) * gy_w * grow[j] if inside else 0.0
-                    row_x[j] = tx
-                    row_y[j] = ty
-            else:
-                for j in range(n_px):
-                    tx = tx0 + j * step_x
-                    ty = ty0 - j * step_y
-                    inside = (tx > -1.0) & (tx < n_cells) & (ty > -1.0) & (ty < n_cells)
-                    rx, flip_x = _reflect(px_lo + j, width)
-                    t = float(bins[ry, rx])
-                    if flip_x:
-                        t = half_ori - t
-                    if flip_y:
-                        t = -t
-                    row_t[j] = _wrap(t - t_theta, n_ori)
-                    row_w[j] = float(magnitude[ry, rx]) * gy_w * gauss_x[g0 + j] if inside else 0.0
-                    row_x[j] = tx
-                    row_y[j] = ty
-            for j in range(n_px):
-                weight = row_w[j]
-                if weight == 0.0:
+    start, stop = next_chunk(job)
+    while start < stop:
+        for k in range(start, stop):
+            cx = float(xs[k])
+            cy = float(ys[k])
+            s = float(sizes[k])
+            c = math.cos(thetas[k])
+            sn = math.sin(thetas[k])
+            if abs(sn) < 1e-12:
+                sn = 0.0
+            if abs(c) < 1e-12:
+                c = 0.0
+            t_theta = _wrap(float(thetas[k]) * (n_ori / _TWO_PI), n_ori)
+            inv_w = n_cells / s
+            step_x = c * inv_w
+            step_y = sn * inv_w
+            inv_2var = 2.0 / (s * s)                # 1 / (2 sigma^2), sigma = s / 2
+            reach = 0.5 * s + 0.5 * s / n_cells
+            extent = reach * (abs(c) + abs(sn))
+            x_lo = int(math.floor(cx - extent))
+            x_hi = int(math.ceil(cx + extent))
+            y_lo = int(math.floor(cy - extent))
+            y_hi = int(math.ceil(cy + extent))
+            span = x_hi - x_lo + 1
+            gauss_x = np.empty(span, np.float64)
+            for j in range(span):
+                d = x_lo + j - cx
+                gauss_x[j] = math.exp(-d * d * inv_2var)
+            row_t = np.empty(span, np.float64)
+            row_w = np.empty(span, np.float64)
+            row_x = np.empty(span, np.float64)
+            row_y = np.empty(span, np.float64)
+            hist = np.zeros(padded * stride_y, np.float64)
+            for py in range(y_lo, y_hi + 1):
+                dy = py - cy
+                # Interval of dx with |u| < reach and |v| < reach on this row.
+                lo = -extent - 1.0
+                hi = extent + 1.0
+                if c != 0.0:
+                    a = (-reach - dy * sn) / c
+                    b = (reach - dy * sn) / c
+                    lo = max(lo, min(a, b))
+                    hi = min(hi, max(a, b))
+                elif abs(dy * sn) >= reach:
                     continue
-                t = row_t[j]
-                b0 = int(t)
-                if b0 >= n_ori:                 # t rounded up to n_ori
-                    b0 = 0
-                    t = 0.0
-                fo = t - b0
-                b1 = b0 + 1 if b0 + 1 < n_ori else 0
-                tx = row_x[j]
-                ty = row_y[j]
-                ix = int(math.floor(tx))
-                iy = int(math.floor(ty))
-                fx = tx - ix
-                fy = ty - iy
-                m1 = weight * fo
-                m0 = weight - m1
-                base = (iy + 1) * stride_y + (ix + 1) * n_ori
-                a = (1.0 - fy) * (1.0 - fx)
-                hist[base + b0] += a * m0
-                hist[base + b1] += a * m1
-                a = (1.0 - fy) * fx
-                hist[base + n_ori + b0] += a * m0
-                hist[base + n_ori + b1] += a * m1
-                a = fy * (1.0 - fx)
-                hist[base + stride_y + b0] += a * m0
-                hist[base + stride_y + b1] += a * m1
-                a = fy * fx
-                hist[base + stride_y + n_ori + b0] += a * m0
-                hist[base + stride_y + n_ori + b1] += a * m1
-        d = 0
-        for iy in range(1, n_cells + 1):
-            for ix in range(1, n_cells + 1):
-                base = iy * stride_y + ix * n_ori
-                for o in range(n_ori):
-                    out[k, d] = hist[base + o]
-                    d += 1
+                if sn != 0.0:
+                    a = (dy * c - reach) / sn
+                    b = (dy * c + reach) / sn
+                    lo = max(lo, min(a, b))
+                    hi = min(hi, max(a, b))
+                elif abs(dy * c) >= reach:
+                    continue
+                px_lo = max(x_lo, int(math.floor(cx + lo)))
+                px_hi = min(x_hi, int(math.ceil(cx + hi)))
+                if px_hi < px_lo:
+                    continue
+                n_px = px_hi - px_lo + 1
+                ry, flip_y = _reflect(py, height)
+                gy_w = math.exp(-dy * dy * inv_2var)
+                dx0 = px_lo - cx
+                tx0 = (dx0 * c + dy * sn) * inv_w + half_n
+                ty0 = (dy * c - dx0 * sn) * inv_w + half_n
+                g0 = px_lo - x_lo
+                if not flip_y and px_lo >= 0 and px_hi < width:
+                    # Slices, indexed from 0: an index like px_lo + j may be negative as far as
+                    # LLVM knows, numba then wraps it around, and the loop does not vectorize.
+                    mrow = magnitude[ry, px_lo:px_lo + n_px]
+                    brow = bins[ry, px_lo:px_lo + n_px]
+                    grow = gauss_x[g0:g0 + n_px]
+                    for j in range(n_px):
+                        tx = tx0 + j * step_x
+                        ty = ty0 - j * step_y
+                        inside = (tx > -1.0) & (tx < n_cells) & (ty > -1.0) & (ty < n_cells)
+                        t = float(brow[j]) - t_theta
+                        row_t[j] = t + n_ori if t < 0.0 else t
+                        row_w[j] = float(mrow[j]) * gy_w * grow[j] if inside else 0.0
+                        row_x[j] = tx
+                        row_y[j] = ty
+                else:
+                    for j in range(n_px):
+                        tx = tx0 + j * step_x
+                        ty = ty0 - j * step_y
+                        inside = (tx > -1.0) & (tx < n_cells) & (ty > -1.0) & (ty < n_cells)
+                        rx, flip_x = _reflect(px_lo + j, width)
+                        t = float(bins[ry, rx])
+                        if flip_x:
+                            t = half_ori - t
+                        if flip_y:
+                            t = -t
+                        row_t[j] = _wrap(t - t_theta, n_ori)
+                        row_w[j] = float(magnitude[ry, rx]) * gy_w * gauss_x[g0 + j] if inside else 0.0
+                        row_x[j] = tx
+                        row_y[j] = ty
+                for j in range(n_px):
+                    weight = row_w[j]
+                    if weight == 0.0:
+                        continue
+                    t = row_t[j]
+                    b0 = int(t)
+                    if b0 >= n_ori:                 # t rounded up to n_ori
+                        b0 = 0
+                        t = 0.0
+                    fo = t - b0
+                    b1 = b0 + 1 if b0 + 1 < n_ori else 0
+                    tx = row_x[j]
+                    ty = row_y[j]
+                    ix = int(math.floor(tx))
+                    iy = int(math.floor(ty))
+                    fx = tx - ix
+                    fy = ty - iy
+                    m1 = weight * fo
+                    m0 = weight - m1
+                    base = (iy + 1) * stride_y + (ix + 1) * n_ori
+                    a = (1.0 - fy) * (1.0 - fx)
+                    hist[base + b0] += a * m0
+                    hist[base + b1] += a * m1
+                    a = (1.0 - fy) * fx
+                    hist[base + n_ori + b0] += a * m0
+                    hist[base + n_ori + b1] += a * m1
+                    a = fy * (1.0 - fx)
+                    hist[base + stride_y + b0] += a * m0
+                    hist[base + stride_y + b1] += a * m1
+                    a = fy * fx
+                    hist[base + stride_y + n_ori + b0] += a * m0
+                    hist[base + stride_y + n_ori + b1] += a * m1
+            d = 0
+            for iy in range(1, n_cells + 1):
+                for ix in range(1, n_cells + 1):
+                    base = iy * stride_y + ix * n_ori
+                    for o in range(n_ori):
+                        out[k, d] = hist[base + o]
+                        d += 1
+        start, stop = next_chunk(job)
 
 
 def _normalize_rows(raw, clip, rootsift):
@@ -210,30 +213,33 @@ def _normalize_rows(raw, clip, rootsift):
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _normalize_rows_into(start, stop, raw, clip, rootsift, out):
+def _normalize_rows_into(job, raw, clip, rootsift, out):
     """Rows ``start <= k < stop``: L2-normalize, clip at ``clip``, L2-normalize again, then
     optionally RootSIFT; float64 sums. Rows of norm <= 1e-12 (no gradient) become zeros."""
     dim = raw.shape[1]
-    for k in range(start, stop):
-        total = 0.0
-        for d in range(dim):
-            total += float(raw[k, d]) ** 2
-        if total <= 1e-24:
-            continue
-        inv = 1.0 / math.sqrt(total)
-        total = 0.0
-        for d in range(dim):
-            total += min(raw[k, d] * inv, clip) ** 2
-        inv2 = 1.0 / math.sqrt(total)
-        scale = 1.0
-        if rootsift:
-            l1 = 0.0
+    start, stop = next_chunk(job)
+    while start < stop:
+        for k in range(start, stop):
+            total = 0.0
             for d in range(dim):
-                l1 += min(raw[k, d] * inv, clip) * inv2
-            scale = 1.0 / l1
-        for d in range(dim):
-            value = min(raw[k, d] * inv, clip) * inv2
-            out[k, d] = math.sqrt(value * scale) if rootsift else value
+                total += float(raw[k, d]) ** 2
+            if total <= 1e-24:
+                continue
+            inv = 1.0 / math.sqrt(total)
+            total = 0.0
+            for d in range(dim):
+                total += min(raw[k, d] * inv, clip) ** 2
+            inv2 = 1.0 / math.sqrt(total)
+            scale = 1.0
+            if rootsift:
+                l1 = 0.0
+                for d in range(dim):
+                    l1 += min(raw[k, d] * inv, clip) * inv2
+                scale = 1.0 / l1
+            for d in range(dim):
+                value = min(raw[k, d] * inv, clip) * inv2
+                out[k, d] = math.sqrt(value * scale) if rootsift else value
+        start, stop = next_chunk(job)
 
 
 # --------------------------------------------------------------------------------------------

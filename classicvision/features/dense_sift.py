@@ -146,7 +146,7 @@ def _pooling_kernels(size: float, n_cells: int, r: int) -> np.ndarray:
     return (tri * np.exp(-d * d / (2 * (size / 2) ** 2))[None, :]).astype(np.float32)
 
 
-_PARALLEL_PIXELS = 1 << 18
+_PARALLEL_PIXELS = 1 << 15
 _WORKSPACE = threading.local()
 _WORKSPACE_CAP = 1 << 20          # float32 elements (4 MiB) per buffer kept; larger ones are not
 
@@ -344,8 +344,8 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
-    # Threads pay only from about 512 x 512 pixels: below, handing a band to a pool thread (a wake-up
-    # and two GIL hand-offs) costs about as much as the band's work.
+    # Threads pay from about 181 x 181 pixels (a 15-Scene image is 256 x 256): below, handing bands
+    # to a pool thread costs about as much as their work.
     threads = num_threads() if image.shape[0] * image.shape[1] >= _PARALLEL_PIXELS else 1
     smoothed = _smoothed(image, float(sigma), scale, threads)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
