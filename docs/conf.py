@@ -38,14 +38,15 @@ version = release = classicvision.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
     "numpydoc",
     "myst_nb",                               # Markdown pages and notebooks (brings myst-parser)
 ]
 
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+# jupyter_execute: myst-nb's copies of the notebooks, written beside the output folder (docs/ for
+# the README's command); read as sources, a second build would warn about them.
+exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # API reference: one page per public function and class, numpydoc sections.
@@ -74,7 +75,7 @@ html_static_path = []
 html_theme_options = {
     "description": "Classical computer-vision features: gradients, Harris, SIFT, matching, bag of words.",
     "fixed_sidebar": True,
-    "page_width": "1180px",
+    "page_width": "1320px",
     "sidebar_width": "250px",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
