@@ -8,8 +8,9 @@ Build (offline, warnings as errors)::
 The API reference is generated from the numpydoc docstrings (autosummary writes one stub page
 per function and class into ``docs/api/generated/``). The tutorial notebooks stay in
 ``notebooks/``: :func:`_copy_notebooks` copies them into ``docs/notebooks/`` when the build
-starts, and myst-nb renders their committed outputs without executing them. Both generated
-folders are git-ignored. The benchmark pages include ``benchmarks/results/*.md`` as they are.
+starts, and myst-nb renders their committed outputs without executing them (it writes its own
+copies into ``jupyter_execute/`` beside the output folder). These generated folders are
+git-ignored. The benchmark pages include ``benchmarks/results/*.md`` as they are.
 """
 
 from __future__ import annotations
