@@ -1,6 +1,6 @@
 """15-Scene benchmarks of the CNN, and the side-by-side comparison of all scene methods.
 
-* :func:`run_cnn` trains :class:`classicvision.cnn.CNNClassifier` from scratch on ``data/train``,
+* :func:`run_cnn` trains :class:`classicvision.recognition.cnn.CNNClassifier` from scratch on ``data/train``,
   evaluates it on ``data/test``, then fits a linear SVM on its penultimate features ("CNN features +
   linear classifier", C chosen by 5-fold cross-validation on the training split only).
 * :func:`run_compare` measures four methods in one run (tiny images + k-NN, bag of words + linear
@@ -111,7 +111,7 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, **opt
         Print one line per epoch (loss, train accuracy, held-out accuracy) on stderr.
     random_state : int
     **options
-        Other :class:`~classicvision.cnn.CNNClassifier` parameters (``lr``, ``image_size``, ...).
+        Other :class:`~classicvision.recognition.cnn.CNNClassifier` parameters (``lr``, ``image_size``, ...).
 
     Returns
     -------
