@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import num_threads, parallel_for
+from .jit import kernel, num_threads, parallel_for
 
 __all__ = ["k_nearest", "exact_rows", "default_candidates", "screen_bound_factor"]
 
@@ -79,7 +79,7 @@ def _block_minima(values, offset, r, out):  # pragma: no cover - compiled
         out[blk] = m
 
 
-@njit(cache=True)
+@kernel
 def _smallest_k(values, offset, k):  # pragma: no cover - compiled
     """Indices (rows, k) int64 of the k smallest ``values[r, j] + offset[j]`` of each row,
     ascending, ties by lower index.
@@ -88,11 +88,13 @@ def _smallest_k(values, offset, k):  # pragma: no cover - compiled
     each sum is rounded in that dtype. Two passes per row: the minimum of every block of
     ``_BLOCK`` entries (vectorized), then an insertion into a sorted buffer of ``k`` over the
     blocks whose minimum is at most the ``k``-th smallest block minimum (at least ``k`` entries
-    lie at or below it, so no other block can hold one of the ``k`` smallest). Serial: it runs
-    between two multi-threaded GEMMs, and a numba thread pool waking between them costs more than
-    the pass itself on a small machine.
+    lie at or below it, so no other block can hold one of the ``k`` smallest). ``k <= 2`` takes
+    one pass instead (:func:`_smallest_two`). Serial and GIL-free: :func:`k_nearest` runs it on
+    the pool's threads, one query chunk each.
     """
     rows, n = values.shape
+    if k <= 2:
+        return _smallest_two(values, offset, k)
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     kb = min(k, n_blocks)
     out = np.empty((rows, k), np.int64)
@@ -140,6 +142,32 @@ def _smallest_k(values, offset, k):  # pragma: no cover - compiled
     return out
 
 
+@kernel
+def _smallest_two(values, offset, k):  # pragma: no cover - compiled
+    """:func:`_smallest_k` for ``k`` of 1 or 2: one pass per row keeping the two smallest (the
+    first of equal values wins, as there)."""
+    rows, n = values.shape
+    out = np.empty((rows, k), np.int64)
+    for r in range(rows):
+        row = values[r]
+        v1 = row[0] + offset[0]
+        i1 = 0
+        v2 = np.inf
+        i2 = 0
+        for j in range(1, n):
+            v = row[j] + offset[j]
+            if v < v2:
+                if v < v1:
+                    v2, i2 = v1, i1
+                    v1, i1 = v, j
+                else:
+                    v2, i2 = v, j
+        out[r, 0] = i1
+        if k == 2:
+            out[r, 1] = i2
+    return out
+
+
 def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.ndarray:
     """Plain-numpy twin of :func:`_smallest_k` (stable sort of every row)."""
     order = np.argsort(values + offset[None, :], axis=1, kind="stable")
@@ -172,7 +200,7 @@ def _squared(a, r, b, j):  # pragma: no cover - compiled
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True)
+@kernel
 def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
     """Best ``k`` of the candidate rows of ``b`` for each row of ``a`` by exact float64 distance.
 
@@ -182,9 +210,9 @@ def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
     rows, c = candidates.shape
     out_i = np.empty((rows, k), np.int64)
     out_v = np.empty((rows, k), np.float64)
+    best_v = np.empty(c, np.float64)
+    best_i = np.empty(c, np.int64)
     for r in range(rows):
-        best_v = np.empty(c, np.float64)
-        best_i = np.empty(c, np.int64)
         for t in range(c):
             j = candidates[r, t]
             v = _squared(a, r, b, j)
@@ -209,7 +237,7 @@ def _rank_candidates_reference(a, b, candidates, k):
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(sq, order, axis=1)
 
 
-@njit(cache=True)
+@kernel
 def _all_squared(a, b):  # pragma: no cover - compiled
     """(rows, N2) float64 squared distances of every row of ``a`` to every row of ``b``."""
     rows, n2 = a.shape[0], b.shape[0]

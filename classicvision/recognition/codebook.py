@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # Query rows per BLAS block: chunk_size * K float32 values (16 MB for 1000 words). Fewer, larger
 # GEMM calls: 1024 rows were 3-4x slower per Lloyd step on a loaded 2-core machine.
-_CHUNK = 4096
+_CHUNK = 2048
 
 
 def nearest_words(descriptors: np.ndarray, codebook: np.ndarray, n_nearest: int = 1,
