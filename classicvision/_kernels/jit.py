@@ -23,15 +23,18 @@ pool of worker threads and joins in itself. So:
   ``prange`` waits for the slowest thread, so one busy core stalls all);
 * a cheap hand-off: the chunks are claimed by an atomic counter inside the compiled kernel, so a
   worker runs all of its chunks in one call without the GIL. A worker that has just finished
-  polls for the next job for :data:`_SPIN_SECONDS` without the GIL, then blocks; the caller polls
+  polls for the next job for :data:`_SPIN_SECONDS` without the GIL (long enough for the next
+  call of a sequence such as a pyramid's levels, short enough not to take a busy machine's
+  core), then blocks; the caller polls
   for the workers' last chunks for at most :data:`_JOIN_SPIN_SECONDS`, then blocks. A hand-off
   through Python locks and the GIL costs 30-100 us on a virtual machine (a futex wake-up each
   way), as much as the work of a small call; this one costs a few microseconds;
-* backing off under load: when a kernel's join waits much longer for a worker than the caller
+* backing off under load: when a join waits much longer for a worker than the caller
   spent on its own chunks (:func:`is_stall`: a worker was descheduled in the middle of a chunk,
-  by a busy neighbour), the calls of the next :data:`_BACKOFF_SECONDS` run serially, then
-  threads are tried again. A waiting thread's poll costs its core, and a descheduled one costs
-  its chunk's wait, so on a loaded machine one thread is the faster choice;
+  by a busy neighbour), the calls of the next 20 ms run serially, then threads are tried again;
+  stalls in a row lengthen that pause up to 0.2 s (:data:`_BACKOFF_SECONDS`), and during it idle
+  workers block at once instead of polling. On a loaded machine a polling thread takes a core
+  from someone, and a descheduled one holds its chunk: one thread is the faster choice there;
 * called from a worker thread or a child process (``joblib``, ``dask``, ``DenseSIFT(n_jobs=...)``,
   which already parallelize over images), or from inside a task, a kernel runs serially in the
   caller: no oversubscription, and no nested pools.
@@ -64,8 +67,11 @@ _SPIN_SECONDS = 0.0003       # how long an idle worker polls for the next job be
 _JOIN_SPIN_SECONDS = 0.0005  # how long the caller polls for the workers' last chunks before it blocks
 _STALL_RATIO = 0.5           # a join that waits longer than this share of the caller's own work ...
 _STALL_SECONDS = 1e-4        # ... and longer than this is a stall: a worker was descheduled mid-chunk
-_BACKOFF_SECONDS = 0.1       # after a stall, calls from this process run serially for this long
+_BACKOFF_SECONDS = (0.02, 0.2)   # after a stall, calls run serially for a while: from 20 ms, doubled
+                                  # by each stall that follows one, up to 0.2 s; halved by each call
+                                  # that does not stall
 _backoff_until = 0.0
+_backoff = _BACKOFF_SECONDS[0]
 _SETTLE_SECONDS = 5e-6       # how long a worker that saw a new job waits for the caller to leave the GIL
 _pool = None
 _pool_size = 0
@@ -234,7 +240,10 @@ class _Pool:
             task = self.task
             task.participate()
             task.worker_done()
-            epoch = atomics.park(task.job, _PARKED, control, 0, seen, self.spins, self.settle)
+            # After a stall the machine is busy: an idle worker that polled would take a core
+            # from the caller or the neighbour, so it only checks once and blocks.
+            spins = 1 if time.perf_counter() < _backoff_until else self.spins
+            epoch = atomics.park(task.job, _PARKED, control, 0, seen, spins, self.settle)
 
 
 def _get_pool(workers: int) -> _Pool:
@@ -246,13 +255,15 @@ def _get_pool(workers: int) -> _Pool:
         return _pool
 
 
-def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = None) -> None:
+def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = None,
+                 uniform: bool = True) -> None:
     """Run ``function`` over ``[0, n)``: a kernel (a :func:`kernel` taking a job, module
     docstring) or a Python ``function(start, stop, *args)``. Serially when one thread is due or
     ``n < 2 * grain``, else in about ``4 * threads`` chunks of at least ``grain`` items, taken
     dynamically by the pool and the calling thread; the caller waits only for chunks already
     started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
-    raised here."""
+    raised here. ``uniform``: the items cost about the same, so a long wait for a worker is a stall
+    (:func:`is_stall`; pass False for items of very different costs)."""
     threads = num_threads() if threads is None else threads
     if threads <= 1 or n < 2 * grain:
         if n > 0:
@@ -262,10 +273,10 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
                 function(0, n, *args)
         return
     n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
-    global _backoff_until
+    global _backoff_until, _backoff
     start = time.perf_counter()
     if start < _backoff_until:
-        parallel_for(function, n, *args, grain=grain, threads=1)
+        parallel_for(function, n, *args, grain=grain, threads=1, uniform=uniform)
         return
     task = _Task(function, n, n_chunks, args)
     pool = _get_pool(threads - 1)
@@ -275,13 +286,17 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     own = time.perf_counter()
     task.join()
     end = time.perf_counter()
-    if task.compiled and is_stall(own - start, end - own):
-        _backoff_until = end + _BACKOFF_SECONDS
+    if uniform:
+        if is_stall(own - start, end - own):
+            _backoff_until = end + _backoff
+            _backoff = min(2 * _backoff, _BACKOFF_SECONDS[1])
+        else:
+            _backoff = max(_backoff / 2, _BACKOFF_SECONDS[0])
 
 
 def is_stall(own_seconds: float, wait_seconds: float) -> bool:
-    """Whether a kernel's join waited so long for the others (``wait_seconds``, after the caller's
-    own ``own_seconds`` of chunks) that a worker must have been descheduled mid-chunk: the chunks
-    of a kernel are equal splits, so on a free core a worker's last chunk ends soon after the
-    caller's."""
+    """Whether a join waited so long for the others (``wait_seconds``, after the caller's own
+    ``own_seconds`` of chunks) that a worker must have been descheduled mid-chunk: the chunks are
+    equal splits of items of about the same cost, so on a free core a worker's last chunk ends
+    soon after the caller's."""
     return wait_seconds > max(_STALL_SECONDS, _STALL_RATIO * own_seconds)

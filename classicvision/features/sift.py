@@ -120,7 +120,8 @@ def _describe_pyramid(pyramid: GaussianPyramid, points, scales, sizes, thetas, n
     octaves, levels = level_of_scale(pyramid, scales)
     key = octaves * (pyramid.n_scales + 3) + levels
     keys = np.unique(key)
-    parallel_for(_describe_levels, len(keys), pyramid, points, sizes, thetas, n_cells, n_orientations, key, keys, raw)
+    parallel_for(_describe_levels, len(keys), pyramid, points, sizes, thetas, n_cells, n_orientations, key, keys, raw,
+                 uniform=False)   # levels of very different sizes
     return raw
 
 
