@@ -15,6 +15,14 @@ from classicvision._kernels import atomics, jit
 from classicvision._kernels.jit import next_chunk, num_threads, parallel_for, serial_job
 
 
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    """Each test starts with threads on: a stall measured by an earlier test (one of them sleeps
+    in a chunk on purpose) would otherwise make the next calls serial for a while."""
+    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    monkeypatch.setattr(jit, "_backoff", jit._BACKOFF_SECONDS[0])
+
+
 def _dispatchers():
     for info in pkgutil.iter_modules(kernels.__path__):
         module = importlib.import_module(f"classicvision._kernels.{info.name}")
@@ -114,8 +122,7 @@ def _fail_past(job, limit, out):
 
 @pytest.mark.parametrize("n, grain, threads", [(0, 1, 2), (1, 1, 2), (7, 1, 2), (1000, 16, 2), (4097, 1, 3),
                                                (64, 1, 1)])
-def test_compiled_kernels_cover_the_range_once(n, grain, threads, monkeypatch):
-    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+def test_compiled_kernels_cover_the_range_once(n, grain, threads):
     for _ in range(20):   # many hand-offs in a row, as a pyramid makes
         out = np.zeros(n, np.int64)
         parallel_for(_count_into, n, out, grain=grain, threads=threads)
@@ -130,8 +137,7 @@ def test_serial_job_runs_a_kernel_directly():
     assert (out == 1).all()
 
 
-def test_compiled_errors_propagate_and_the_pool_survives(monkeypatch):
-    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+def test_compiled_errors_propagate_and_the_pool_survives():
     with pytest.raises(ValueError, match="past the limit"):
         parallel_for(_fail_past, 1000, 500, np.zeros(1000, np.int64), threads=2)
     out = np.zeros(1000, np.int64)
@@ -170,7 +176,7 @@ def test_after_a_stall_calls_run_serially_for_a_while(monkeypatch):
     names = set()
     parallel_for(lambda start, stop: names.add(threading.current_thread().name), 64, threads=2)
     assert names == {threading.current_thread().name}
-    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    jit._backoff_until = 0.0
     seen = []
     parallel_for(lambda start, stop: seen.append((start, stop)), 64, threads=2)
     assert len(seen) > 1   # chunked again
