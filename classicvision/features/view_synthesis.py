@@ -9,9 +9,10 @@ detects and describes on every view, and maps the points back.
 
 Algorithm (section 4; OpenCV ``AffineFeature``'s ``affineSkew``), for each ``(t, phi)``:
 
-1. **Rotate** by ``phi`` (counter-clockwise on screen for ``phi > 0``, y down, so the matrix is
-   ``[[cos, sin], [-sin, cos]]``) into the bounding box of the rotated image (``cv2.warpAffine``,
-   bilinear, replicated border as OpenCV).
+1. **Rotate** so that the input direction ``(cos phi, sin phi)`` (an angle as the package
+   measures them, ``arctan2(dy, dx)`` with y down) becomes the x axis: the matrix
+   ``[[cos, sin], [-sin, cos]]``, into the bounding box of the rotated image
+   (``cv2.warpAffine``, bilinear, replicated border as OpenCV).
 2. **Anti-alias** along x with a Gaussian of standard deviation ``c sqrt(t**2 - 1)``, ``c = 0.8``
    (section 4: the blur that lets the result be subsampled by ``t`` without aliasing).
 3. **Subsample** x by ``t`` (bilinear on the blurred image, exact coordinates: view ``x' = x / t``).
@@ -162,8 +163,8 @@ def simulate_view(image, tilt: float, longitude: float) -> SimulatedView:
     tilt : float in [1, 64]
         ``t = 1 / cos(latitude)``.
     longitude : float
-        ``phi`` in radians: the direction compressed by ``t`` is the image's x axis turned by
-        ``phi`` (counter-clockwise on screen).
+        ``phi`` in radians: the input direction ``(cos phi, sin phi)`` (x, y; y down) is
+        compressed by ``t``, the perpendicular one kept.
 
     Returns
     -------
@@ -249,8 +250,8 @@ def detect_and_describe_views(image, tilts, *, longitude_step: float = LONGITUDE
     longitude_step : float
         As in :func:`view_grid`.
     seconds : dict or None
-        Stage times are added to it (``detect``, ``orient``, ``describe`` over all views, and
-        ``simulate``).
+        When given, the frontal view's ``detect``, ``orient`` and ``describe`` times are added
+        to it, and ``views``: the wall time of the whole call.
 
     Returns
     -------
@@ -273,24 +274,33 @@ def detect_and_describe_views(image, tilts, *, longitude_step: float = LONGITUDE
     """
     image = check_image(image, name, check_range=True)
     grid = view_grid(tilts, longitude_step=longitude_step)
+    start = time.perf_counter()
+    results = [None] * len(grid)
+    frontal = detect_and_describe(image, name=name, seconds=seconds, **options)  # checks the options
+    results[0] = (frontal[0], frontal[1], np.zeros(len(frontal[0]), np.int64))
+    _describe_views(0, len(grid) - 1, image, grid, options, results)
+    if seconds is not None:
+        seconds["views"] = seconds.get("views", 0.0) + time.perf_counter() - start
+    keypoints = Keypoints(*(np.concatenate([getattr(r[0], f) for r in results]) for f in
+                            ("points", "scale", "orientation", "response")))
+    return keypoints, np.concatenate([r[1] for r in results]), np.concatenate([r[2] for r in results])
+
+
+def _describe_views(start, stop, image, grid, options, results):
+    """Views ``1 + start .. 1 + stop`` of :func:`detect_and_describe_views`, one after the other
+    (each view's kernels use the thread pool; running the views themselves as pool tasks, the
+    kernels inline, was measured slower: 2.1 s against 1.6 s for a pair of 512 px images with
+    tilts (2, 4), median of 4, on a loaded 2-core machine)."""
     height, width = image.shape
-    parts_kp, parts_d, parts_v = [], [], []
-    for index, (t, phi) in enumerate(grid):
-        start = time.perf_counter()
+    for index in range(1 + start, 1 + stop):
+        t, phi = grid[index]
         view = _simulate(image, float(t), float(phi))
-        if seconds is not None:
-            seconds["simulate"] = seconds.get("simulate", 0.0) + time.perf_counter() - start
         if min(view.image.shape) < 16:
-            continue
-        keypoints, descriptors = detect_and_describe(view.image, seconds=seconds, name=name, **options)
-        if index:
+            keypoints, descriptors = Keypoints.empty(), np.zeros((0, 128), np.float32)
+        else:
+            keypoints, descriptors = detect_and_describe(view.image, **options)
             keypoints = map_to_image(keypoints, view.affine)
             x, y = keypoints.points.T
             inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
             keypoints, descriptors = keypoints[inside], descriptors[inside]
-        parts_kp.append(keypoints)
-        parts_d.append(descriptors)
-        parts_v.append(np.full(len(keypoints), index, np.int64))
-    keypoints = Keypoints(*(np.concatenate([getattr(k, f) for k in parts_kp]) for f in
-                            ("points", "scale", "orientation", "response")))
-    return keypoints, np.concatenate(parts_d), np.concatenate(parts_v)
+        results[index] = (keypoints, descriptors, np.full(len(keypoints), index, np.int64))

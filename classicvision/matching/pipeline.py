@@ -72,6 +72,8 @@ class PairMatches(NamedTuple):
     seconds : dict of str to float
         Wall time of each stage: ``detect``, ``orient`` (when orientations are assigned),
         ``describe`` (both images together), ``match``, ``verify`` (when verified) and ``total``.
+        With ``tilts``, detect/orient/describe are the frontal views' and ``views`` is the whole
+        of both images' view synthesis, detection and description.
     """
 
     keypoints1: Keypoints
