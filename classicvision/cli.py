@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .features.affine import AFFINE_DETECTORS
 from .features.extract import DESCRIPTORS, DETECTORS
 from .matching.pipeline import VERIFY_MODELS
 
@@ -44,9 +45,10 @@ def _match_parser(sub) -> None:
     p.add_argument("--top", type=int, default=100, help="evaluate the TOP most confident matches (default 100)")
     p.add_argument("--tolerance", type=float, default=40.0,
                    help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
-    p.add_argument("--detector", choices=DETECTORS, default="dog",
+    p.add_argument("--detector", choices=DETECTORS + AFFINE_DETECTORS, default="dog",
                    help="dog: scale- and rotation-invariant DoG keypoints with dominant orientations (default); "
-                        "harris: upright single-scale Harris corners (the course baseline, fastest)")
+                        "harris: upright single-scale Harris corners (the course baseline, fastest); "
+                        "hessian-affine, harris-affine: affine-adapted Hessian-/Harris-Laplace regions")
     p.add_argument("--descriptor", choices=DESCRIPTORS, default="rootsift",
                    help="RootSIFT (default) or plain SIFT descriptors")
     p.add_argument("--max-points", type=int, default=None,
@@ -183,6 +185,8 @@ def _run_match(args) -> int:
     if args.tolerance <= 0:
         raise CommandError(f"--tolerance must be positive, got {args.tolerance}")
     tilts = _parse_tilts(args.tilts)
+    if tilts and args.detector not in DETECTORS:
+        raise CommandError(f"--tilts applies to --detector dog or harris, not {args.detector}")
     if args.out:
         from .viz import save_format
 
@@ -196,7 +200,7 @@ def _run_match(args) -> int:
                                f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
     from ._warm import precompile
 
-    precompile(f"match_{args.detector}")   # a first run compiles its kernels in two processes at once
+    precompile("match_harris" if args.detector == "harris" else "match_dog")   # a first run compiles its kernels in two processes at once
     result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
                           max_points=args.max_points, upright=args.upright, upsample=args.upsample,
                           max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify, tilts=tilts)

@@ -164,3 +164,19 @@ def test_empty_and_bad_inputs():
         adapt_affine_shape(flat, Keypoints.empty(), max_anisotropy=0.5)
     with pytest.raises(ValueError, match="shapes"):
         normalized_patches(flat, Keypoints.from_points([[5.0, 5.0]]), np.eye(2)[None].repeat(2, 0))
+
+
+def test_match_images_hessian_affine_and_its_refusals(warped_pair, capsys, tmp_path):
+    from classicvision.cli import main
+    from classicvision.matching.pipeline import match_images
+
+    image1, image2, H = warped_pair
+    r = match_images(image1, image2, detector="hessian-affine", max_points=400)
+    correct = homography_correct(r.points1, r.points2, r.matches[:100], H)
+    assert len(r.matches) >= 50 and correct.mean() >= 0.9
+    with pytest.raises(ValueError, match="tilts"):
+        match_images(image1, image2, detector="hessian-affine", tilts=(2.0,))
+    with pytest.raises(ValueError, match="detector"):
+        match_images(image1, image2, detector="sift")
+    assert main(["match", "--detector", "harris-affine", "--tilts"]) == 1
+    assert "--tilts applies to" in capsys.readouterr().err

@@ -2,8 +2,8 @@
 
 Algorithm
 ---------
-1. **Scales.** ``sigma_n = sigma0 * xi**n`` (``sigma0 = 1.6``, ``xi = 2**(1/3)``), while
-   ``8 sigma_n`` fits in the image. At each scale the image is blurred by ``sigma_n`` and its
+1. **Scales.** ``sigma_n = sigma0 * xi**n`` (``sigma0 = 1.6``, ``xi = 2**(1/3)``) up to
+   ``MAX_SCALE = 16`` px, while ``8 sigma_n`` fits in the image. At each scale the image is blurred by ``sigma_n`` and its
    second derivatives taken by central differences (Mikolajczyk & Schmid 2004, section 3).
 2. **Responses, scale-normalised** (Lindeberg 1998): the Hessian determinant
    ``sigma**4 (Lxx Lyy - Lxy**2)`` (Hessian-Laplace), or Harris
@@ -66,9 +66,11 @@ __all__ = ["AFFINE_DETECTORS", "PATCH_SIGMA", "PATCH_RADIUS", "hessian_laplace",
 AFFINE_DETECTORS = ("hessian-affine", "harris-affine")
 #: Scale in pixels of a point on its normalised patch.
 PATCH_SIGMA = 2.0
-#: Half side of a normalised patch: the SIFT support (12 PATCH_SIGMA) turned by any angle, plus the
-#: pyramid's blur, stays on its own tile.
-PATCH_RADIUS = 28
+#: Half side of a normalised patch: the SIFT support (12 PATCH_SIGMA, reaching 15 PATCH_SIGMA / 2 with
+#: its half cell) turned by any angle stays on its own tile (21.2 px < 22).
+PATCH_RADIUS = 22
+#: Largest detection scale (sigma, px): beyond it the blurs cost more than the few points they add.
+MAX_SCALE = 16.0
 _XI = 2.0 ** (1.0 / 3.0)
 _SIGMA0 = 1.6
 _ADAPT_RADIUS = 8            # patch half side during adaptation: 3 PATCH_SIGMA + the derivative blur
@@ -107,7 +109,8 @@ def _response(image, sigma, kind):
 
 def _laplace_points(image, kind, threshold, max_points):
     height, width = image.shape
-    n_scales = max(3, int(math.floor(math.log(min(height, width) / (8 * _SIGMA0)) / math.log(_XI))) + 1)
+    top = min(MAX_SCALE, min(height, width) / 8)
+    n_scales = max(3, int(math.floor(math.log(top / _SIGMA0) / math.log(_XI) + 1e-9)) + 1)
     sigmas = _SIGMA0 * _XI ** np.arange(n_scales)
     maps = [_response(image, s, kind) for s in sigmas]
     found = []

@@ -37,7 +37,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_choice, check_scalar
-from ..features.extract import detect_and_describe
+from ..features.affine import AFFINE_DETECTORS, detect_and_describe_affine
+from ..features.extract import DETECTORS, detect_and_describe
 from ..features.keypoints import Keypoints
 from ..features.view_synthesis import check_tilts, detect_and_describe_views
 from .geometry import verify_matches
@@ -112,10 +113,13 @@ def match_images(image1, image2, *, detector: str = "dog", descriptor: str = "ro
     Parameters
     ----------
     image1, image2 : (H, W) arrays (uint8, uint16 or float in [0, 1])
-    detector : {'dog', 'harris'}
+    detector : {'dog', 'harris', 'hessian-affine', 'harris-affine'}
         ``'dog'`` (default): scale- and rotation-invariant DoG keypoints with dominant
         orientations; ``'harris'``: upright single-scale Harris corners, the course's baseline and
-        the fastest (see :mod:`classicvision.features.extract`).
+        the fastest (see :mod:`classicvision.features.extract`); ``'hessian-affine'`` /
+        ``'harris-affine'``: Hessian- or Harris-Laplace points with affine shape adaptation,
+        described on their normalised patches (:mod:`classicvision.features.affine`; no
+        ``upsample``, no ``tilts``).
     descriptor : {'rootsift', 'sift'}
         RootSIFT (default; Arandjelovic & Zisserman 2012) or plain SIFT.
     max_points, upright, upsample
@@ -160,13 +164,22 @@ def match_images(image1, image2, *, detector: str = "dog", descriptor: str = "ro
     check_scalar(max_ratio, "max_ratio", low=0.0, high=1.0, low_inclusive=False)
     if not isinstance(cross_check, (bool, np.bool_)):
         raise TypeError(f"cross_check must be a bool, got {cross_check!r} ({type(cross_check).__name__})")
+    check_choice(detector, "detector", DETECTORS + AFFINE_DETECTORS)
+    affine = detector in AFFINE_DETECTORS
+    if affine and (tilts is not None or upsample is not None):
+        raise ValueError(f"detector={detector!r} takes neither tilts nor upsample, got tilts={tilts!r}, "
+                         f"upsample={upsample!r}")
     if tilts is not None:
         tilts = check_tilts(tilts)
     seconds: dict = {}
     start = time.perf_counter()
     options = dict(detector=detector, descriptor=descriptor, max_points=max_points, upright=upright,
                    upsample=upsample, seconds=seconds)
-    if tilts is None:
+    if affine:
+        del options["upsample"]
+        keypoints1, descriptors1 = detect_and_describe_affine(image1, name="image1", **options)
+        keypoints2, descriptors2 = detect_and_describe_affine(image2, name="image2", **options)
+    elif tilts is None:
         keypoints1, descriptors1 = detect_and_describe(image1, name="image1", **options)
         keypoints2, descriptors2 = detect_and_describe(image2, name="image2", **options)
     else:
