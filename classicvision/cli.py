@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .features.affine import AFFINE_DETECTORS
 from .features.extract import DESCRIPTORS, DETECTORS
 from .matching.pipeline import VERIFY_MODELS
 
@@ -44,9 +45,10 @@ def _match_parser(sub) -> None:
     p.add_argument("--top", type=int, default=100, help="evaluate the TOP most confident matches (default 100)")
     p.add_argument("--tolerance", type=float, default=40.0,
                    help="ground-truth offset tolerance in full-resolution pixels (default 40; 25 is also reported)")
-    p.add_argument("--detector", choices=DETECTORS, default="dog",
+    p.add_argument("--detector", choices=DETECTORS + AFFINE_DETECTORS, default="dog",
                    help="dog: scale- and rotation-invariant DoG keypoints with dominant orientations (default); "
-                        "harris: upright single-scale Harris corners (the course baseline, fastest)")
+                        "harris: upright single-scale Harris corners (the course baseline, fastest); "
+                        "hessian-affine, harris-affine: affine-adapted Hessian-/Harris-Laplace regions")
     p.add_argument("--descriptor", choices=DESCRIPTORS, default="rootsift",
                    help="RootSIFT (default) or plain SIFT descriptors")
     p.add_argument("--max-points", type=int, default=None,
@@ -60,6 +62,10 @@ def _match_parser(sub) -> None:
     p.add_argument("--upsample", action=argparse.BooleanOptionalAction, default=None,
                    help="with --detector dog: double the image before the scale space (Lowe's octave -1: "
                         "more points, about 3x slower); default on")
+    p.add_argument("--tilts", nargs="?", const="2,4", default=None, metavar="T,T,...",
+                   help="ASIFT-style view synthesis for strong viewpoint changes: also describe each image's "
+                        "views simulated at these camera tilts (alone: 2,4, i.e. 16 views per image, about 10x "
+                        "the time); default off")
     p.add_argument("--verify", choices=VERIFY_MODELS,
                    help="keep only the inliers of a robust (MAGSAC++) homography or fundamental-matrix fit")
     p.add_argument("--out", metavar="PNG", help="save a picture of the matches (green correct, red wrong)")
@@ -154,6 +160,19 @@ def _evaluate(inputs, result, top: int, tolerance: float) -> dict:
     return out
 
 
+def _parse_tilts(text):
+    """``--tilts`` as a tuple of floats >= 1, or None when not given."""
+    if text is None:
+        return None
+    try:
+        tilts = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        tilts = ()
+    if not tilts or not all(1.0 <= t <= 64.0 for t in tilts):
+        raise CommandError(f"--tilts must be comma-separated numbers in [1, 64], got {text!r}")
+    return tilts
+
+
 def _run_match(args) -> int:
     from .matching.pipeline import match_images
 
@@ -165,6 +184,9 @@ def _run_match(args) -> int:
         raise CommandError(f"--scale must be in (0, 4], got {args.scale}")
     if args.tolerance <= 0:
         raise CommandError(f"--tolerance must be positive, got {args.tolerance}")
+    tilts = _parse_tilts(args.tilts)
+    if tilts and args.detector not in DETECTORS:
+        raise CommandError(f"--tilts applies to --detector dog or harris, not {args.detector}")
     if args.out:
         from .viz import save_format
 
@@ -178,10 +200,10 @@ def _run_match(args) -> int:
                                f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
     from ._warm import precompile
 
-    precompile(f"match_{args.detector}")   # a first run compiles its kernels in two processes at once
+    precompile("match_harris" if args.detector == "harris" else "match_dog")   # a first run compiles its kernels in two processes at once
     result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
                           max_points=args.max_points, upright=args.upright, upsample=args.upsample,
-                          max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify)
+                          max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify, tilts=tilts)
     verified = None
     if args.verify:
         verified = int(result.inliers.sum())
@@ -199,7 +221,7 @@ def _run_match(args) -> int:
     report = {"pair": inputs["name"], "scale": inputs["scale"], "n_points1": int(len(result.points1)),
               "n_points2": int(len(result.points2)), "n_matches": int(len(result.matches)), "top": args.top,
               "detector": args.detector, "descriptor": args.descriptor, "max_ratio": args.max_ratio,
-              "verify": args.verify,
+              "verify": args.verify, "tilts": list(tilts) if tilts else None,
               "n_inliers": verified,
               **{k: v for k, v in evaluation.items() if k != "correct"},
               "seconds": round(seconds["read"] + seconds["total"], 4),

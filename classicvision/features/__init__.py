@@ -12,5 +12,8 @@ NAMES = {
     "sift": ["sift_descriptors"],
     "dense_sift": ["dense_grid", "dense_sift", "dense_sift_multi"],
     "extract": ["detect_and_describe", "detect_keypoints"],
+    "affine": ["adapt_affine_shape", "detect_and_describe_affine", "harris_laplace", "hessian_laplace",
+               "normalized_patches"],
+    "view_synthesis": ["detect_and_describe_views", "map_to_image", "simulate_view", "simulated_views", "view_grid"],
 }
 __getattr__, __dir__, __all__ = attach(__name__, NAMES, tuple(NAMES))
