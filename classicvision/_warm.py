@@ -75,11 +75,11 @@ _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._n
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog",),
+    "match_dog": (("describe", "nearest"), ("pyramid_and_dog", "pool"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands", "dog._gather_candidates",
                    "dog._refine", "orientation._orientation_histograms_points") + _SHARED),
-    "match_harris": (("describe", "nearest", "pool"), ("harris",),
-                     ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands") + _SHARED),
+    "match_harris": (("describe", "pool"), ("harris", "nearest"),
+                     ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands_x_first") + _SHARED),
 }
 
 

@@ -112,7 +112,7 @@ def test_reused_buffers_are_overwritten():
 
 
 def test_threads_share_the_serial_build():
-    assert _bk._blur_bands.targetoptions.get("nogil")    # DenseSIFT(n_jobs) threads run it without the GIL
+    assert _bk._blur_bands.targetoptions.get("nogil") and _bk._blur_bands_x_first.targetoptions.get("nogil")  # DenseSIFT(n_jobs) threads run them without the GIL
     image = _image((300, 300), 6)
     g = gaussian_kernel1d(1.0)
     expected = _bk._blur(image, g, "reflect", x_first=True, n_bands=1)

@@ -120,47 +120,55 @@ def _fold_rows(rows, i, half, border, dst):
 
 
 @kernel(fastmath=True)
-def _blur_bands(job, image, half, scale, border, x_first, n_bands, out, scratch):
+def _blur_bands(job, image, half, scale, border, n_bands, out):
     """Bands ``b_start <= b < b_stop`` of ``out = image`` blurred by the symmetric kernel whose
-    taps ``k = 0..r`` are ``half[k]``,
-    ``border`` a code of :data:`BORDERS`, the rows split into ``n_bands`` bands, pass order
-    ``x_first`` (module docstring). ``image`` ``(H, W)`` float32 (or uint8 with ``x_first``),
-    ``out`` ``(H, W)`` float32, distinct; ``scratch`` 1-D float32 of at least
-    :func:`_blur_scratch_size` when ``x_first`` (unused otherwise)."""
+    taps ``k = 0..r`` are ``half[k]``, y-pass first (module docstring): ``border`` a code of
+    :data:`BORDERS`, the rows split into ``n_bands`` bands. ``image`` and ``out`` ``(H, W)``
+    float32, distinct."""
     height, width = image.shape
     r = half.shape[0] - 1
     s = np.float32(scale)
-    per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width if x_first else 0
+    padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
+    centre = padded[r:r + width]
+    b_start, b_stop = next_chunk(job)
+    while b_start < b_stop:
+        for y in range(height * b_start // n_bands, height * b_stop // n_bands):
+            _fold_rows(image, y, half, border, centre)
+            if s != 1:
+                for x in range(width):
+                    centre[x] *= s
+            _fill_border(padded, r, width, border)
+            _fold_row(padded, half, out[y])
+        b_start, b_stop = next_chunk(job)
+
+
+@kernel(fastmath=True)
+def _blur_bands_x_first(job, image, half, scale, border, n_bands, out, scratch):
+    """:func:`_blur_bands` with the x-pass first: ``image`` ``(H, W)`` float32 or uint8 (read as
+    ``float32(image) * scale``); each band's x-passed rows (with ``r`` rows of margin) go to
+    its part of ``scratch``, 1-D float32 of at least :func:`_blur_scratch_size`."""
+    height, width = image.shape
+    r = half.shape[0] - 1
+    s = np.float32(scale)
+    per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width
+    padded = np.empty(width + 2 * r, np.float32)
+    centre = padded[r:r + width]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
             y_begin = height * b // n_bands
             y_end = height * (b + 1) // n_bands
-            padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
-            centre = padded[r:r + width]
-            if x_first:
-                n_rows = y_end - y_begin + 2 * r
-                rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
-                for yy in range(n_rows):
-                    src = image[_border_index(y_begin + yy - r, height, border)]
-                    for x in range(width):
-                        centre[x] = np.float32(src[x]) * s
-                    _fill_border(padded, r, width, border)
-                    _fold_row(padded, half, rows[yy])
-                for y in range(y_begin, y_end):
-                    _fold_rows(rows, y - y_begin + r, half, border, out[y])
-            else:
-                for y in range(y_begin, y_end):
-                    _fold_rows(image, y, half, border, centre)
-                    if s != 1:
-                        for x in range(width):
-                            centre[x] *= s
-                    _fill_border(padded, r, width, border)
-                    _fold_row(padded, half, out[y])
+            n_rows = y_end - y_begin + 2 * r
+            rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
+            for yy in range(n_rows):
+                src = image[_border_index(y_begin + yy - r, height, border)]
+                for x in range(width):
+                    centre[x] = np.float32(src[x]) * s
+                _fill_border(padded, r, width, border)
+                _fold_row(padded, half, rows[yy])
+            for y in range(y_begin, y_end):
+                _fold_rows(rows, y - y_begin + r, half, border, out[y])
         b_start, b_stop = next_chunk(job)
-    return out
-
-
 
 
 def _blur_scratch_size(shape, radius, n_bands):
@@ -196,10 +204,13 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
         n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
+    if not x_first:
+        parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out)
+        return out
     if scratch is None:
-        scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands) if x_first else 0, np.float32)
-    parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], bool(x_first),
-                 int(n_bands), out, scratch)
+        scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands), np.float32)
+    parallel_for(_blur_bands_x_first, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands),
+                 out, scratch)
     return out
 
 
