@@ -1,0 +1,134 @@
+"""The scene pipeline on a Dask cluster (:mod:`classicvision.distributed`), against the single-process code.
+
+One ``LocalCluster(n_workers=2, processes=True, threads_per_worker=1)`` serves the module (closed
+by its fixture, which checks that no worker process outlives it). The dataset is generated in
+``tmp_path``: 64x64 crops (random places and flips) of three of scikit-image's bundled images, one
+class each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+
+from classicvision.distributed import store  # noqa: E402
+from classicvision.distributed.cluster import connect, parse_scheduler  # noqa: E402
+from classicvision.distributed.sampling import merge_reservoirs, reservoir  # noqa: E402
+from classicvision.distributed.scene import codebook_from_sample, run_bovw_dask  # noqa: E402
+
+SETTINGS = dict(n_words=12, levels=2, step=8, sizes=(16,), kernels=("hellinger",), C=(1.0,), cv=2,
+                sample_size=1500, max_iter=10, partition_size=3, progress=False, random_state=0, n_jobs=1)
+
+
+def _make_dataset(root, n_train=6, n_test=4, side=64, seed=0):
+    import skimage.data
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    sources = {"camera": skimage.data.camera(), "coins": skimage.data.coins(), "page": skimage.data.page()}
+    for split, n in (("train", n_train), ("test", n_test)):
+        for name, image in sources.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                r, c = rng.integers(0, image.shape[0] - side), rng.integers(0, image.shape[1] - side)
+                crop = image[r:r + side, c:c + side]
+                if rng.random() < 0.5:
+                    crop = crop[:, ::-1]
+                Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return _make_dataset(tmp_path_factory.mktemp("scenes"))
+
+
+def _alive(pids) -> set:
+    import psutil
+
+    return {pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+
+
+@pytest.fixture(scope="module")
+def client():
+    pids = set()
+    with connect("local:2") as c:
+        c.wait_for_workers(2, timeout=60)
+        c.pids = pids  # the tests add the pids of workers they start (restarted ones)
+        pids.update(c.run(os.getpid).values())
+        yield c
+        pids.update(c.run(os.getpid).values())
+    deadline = time.monotonic() + 20
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(pids) == set(), "worker processes outlived the cluster"
+
+
+def _finished(out) -> list:
+    logs = list((out / "dask").glob("*/" + store.FINISHED_LOG))
+    return [line for log in logs for line in log.read_text().split()]
+
+
+def _reference(dataset, settings):
+    """The single-process pipeline: same features, same reservoir sample, same seed, same classifier."""
+    from classicvision.datasets import load_image_folder
+    from classicvision.distributed.classifier import fit_exact
+    from classicvision.distributed.tasks import encoder
+    from classicvision.recognition.transformers import DenseSIFT
+
+    dsift = DenseSIFT(step=settings["step"], sizes=settings["sizes"], rootsift=True)
+    size = settings["partition_size"]
+    out = {}
+    for split in ("train", "test"):
+        paths, y, names = load_image_folder(dataset, split)
+        features = [f._replace(descriptors=f.descriptors.astype(np.float16).astype(np.float32))
+                    for f in dsift.transform(paths)]
+        out[split] = (features, y)
+    features, _ = out["train"]
+    reservoirs = []
+    for index, begin in enumerate(range(0, len(features), size)):
+        descriptors = np.concatenate([f.descriptors for f in features[begin:begin + size]])
+        keys, rows = reservoir(len(descriptors), settings["sample_size"], settings["random_state"], index)
+        reservoirs.append((keys, descriptors[rows]))
+    sample = merge_reservoirs(reservoirs, settings["sample_size"])
+    codebook, sigma = codebook_from_sample(sample, settings["n_words"], max_iter=settings["max_iter"],
+                                           random_state=settings["random_state"])
+    bow = encoder(codebook, sigma, {"n_words": settings["n_words"], "levels": settings["levels"],
+                                    "encoding": "soft", "normalize": "l1"})
+    search, _ = fit_exact(bow.transform(out["train"][0]), out["train"][1], kernels=settings["kernels"],
+                          C=settings["C"], cv=settings["cv"], random_state=settings["random_state"], n_jobs=1)
+    y_pred = search.predict(bow.transform(out["test"][0]))
+    return codebook, float(np.mean(y_pred == out["test"][1]))
+
+
+def test_parse_scheduler_refuses_bad_values():
+    assert parse_scheduler("local") == ("local", None)
+    for bad in ("local:0", "local:x", "remote", "tcp:/x"):
+        with pytest.raises(ValueError, match="scheduler"):
+            parse_scheduler(bad)
+
+
+def test_same_codebook_and_accuracy_as_single_process_then_restart_reuses(client, dataset, tmp_path):
+    out = tmp_path / "out"
+    result = run_bovw_dask(dataset, client=client, out=out, **SETTINGS)
+    codebook, accuracy = _reference(dataset, SETTINGS)
+    assert result["codebook_sha"] == __import__("hashlib").blake2b(codebook.tobytes(), digest_size=8).hexdigest()
+    assert abs(result["accuracy"] - accuracy) <= 0.01
+    assert result["accuracy"] > 0.5  # three textures: far above chance (1/3)
+    n_parts = 18 // 3 + 12 // 3  # 18 train and 12 test images in partitions of 3
+    assert result["cache"]["extract_computed"] == n_parts and result["cache"]["encode_computed"] == n_parts
+    assert json.loads((out / "results.json").read_text())["accuracy"] == result["accuracy"]
+    assert not (out / "partial.json").exists()
+    # a restart reuses every finished partition: nothing is computed again
+    again = run_bovw_dask(dataset, client=client, out=out, **SETTINGS)
+    assert again["cache"]["extract_computed"] == 0 and again["cache"]["extract_reused"] == n_parts
+    assert again["cache"]["encode_computed"] == 0 and again["cache"]["encode_reused"] == n_parts
+    assert again["y_pred"] == result["y_pred"]
+    assert sorted(_finished(out)) == sorted(set(_finished(out))) and len(_finished(out)) == 2 * n_parts
