@@ -132,3 +132,39 @@ def test_same_codebook_and_accuracy_as_single_process_then_restart_reuses(client
     assert again["cache"]["encode_computed"] == 0 and again["cache"]["encode_reused"] == n_parts
     assert again["y_pred"] == result["y_pred"]
     assert sorted(_finished(out)) == sorted(set(_finished(out))) and len(_finished(out)) == 2 * n_parts
+
+
+def test_a_killed_workers_tasks_are_retried_without_recomputing_finished_partitions(client, dataset, tmp_path):
+    import signal
+
+    from distributed import as_completed
+
+    from classicvision.datasets import load_image_folder
+    from classicvision.distributed.tasks import extract_partition
+
+    paths, _, _ = load_image_folder(dataset, "train")
+    parts = store.partition_paths(paths, 1)
+    names = store.partition_names(parts, "kill-test")
+    folder = tmp_path / "features"
+    params = {"step": 8, "sizes": (16,), "rootsift": True, "max_side": None}
+
+    def slow_extract(*args):  # slow enough that the kill lands while tasks are still queued
+        time.sleep(0.3)
+        return extract_partition(*args)
+
+    futures = [client.submit(slow_extract, p, str(folder), n, i, params, 100, 0, key=f"kill-{n}", pure=False)
+               for i, (p, n) in enumerate(zip(parts, names))]
+    first = next(iter(as_completed(futures)))
+    holder, = client.who_has(first)[first.key]
+    pid = client.run(os.getpid, workers=[holder])[holder]
+    assert not all(f.done() for f in futures)  # the kill lands mid-run
+    os.kill(pid, signal.SIGKILL)
+    results = client.gather(futures)
+    client.pids.update(client.run(os.getpid).values())  # the worker the nanny restarted
+    assert [r["name"] for r in results] == names  # the job completed
+    # the killed worker's finished partition was reused from disk, not recomputed
+    assert results[futures.index(first)]["computed"] is False
+    finished = (folder / store.FINISHED_LOG).read_text().split()
+    assert sorted(finished) == sorted(names)  # every partition finished exactly once
+    assert all(store.read_partition(folder, n) is not None for n in names)
+    assert store.remove_stale(folder) <= 1  # at most the copy the killed worker was writing
