@@ -71,6 +71,21 @@ def client():
     assert _alive(pids) == set(), "worker processes outlived the cluster"
 
 
+def _dask_children() -> set:
+    """Pids of this process's children that are not joblib's (loky keeps its idle pool a while)."""
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "loky" not in line and "resource_tracker" not in line:
+            found.add(child.pid)
+    return found
+
+
 def _finished(out) -> list:
     logs = list((out / "dask").glob("*/" + store.FINISHED_LOG))
     return [line for log in logs for line in log.read_text().split()]
@@ -168,3 +183,40 @@ def test_a_killed_workers_tasks_are_retried_without_recomputing_finished_partiti
     assert sorted(finished) == sorted(names)  # every partition finished exactly once
     assert all(store.read_partition(folder, n) is not None for n in names)
     assert store.remove_stale(folder) <= 1  # at most the copy the killed worker was writing
+
+
+def test_cli_scheduler_option_is_forwarded_and_checked(capsys, tmp_path, dataset, monkeypatch):
+    from classicvision.cli import main
+    from classicvision.distributed import scene
+
+    calls = []
+    monkeypatch.setattr(scene, "run_bovw_dask", lambda data, **options: calls.append(options) or {"accuracy": 1.0})
+    assert main(["bench", "bovw", "--data", str(dataset), "--out", str(tmp_path), "--scheduler", "tcp://h:1",
+                 "--json"]) == 0
+    assert calls[0]["scheduler"] == "tcp://h:1" and calls[0]["out"] == tmp_path
+    capsys.readouterr()
+    for argv, message in ((["--scheduler", "locl:2"], "scheduler must be local"),
+                          (["--scheduler", "local", "--cache", "C"], "--cache does not apply")):
+        assert main(["bench", "bovw", "--data", str(dataset), "--out", str(tmp_path)] + argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+    assert len(calls) == 1
+
+
+def test_cli_local_cluster_end_to_end(capsys, tmp_path, dataset):
+    from classicvision.cli import main
+
+    before = _dask_children()
+    out = tmp_path / "cli"
+    code = main(["bench", "bovw", "--data", str(dataset), "--out", str(out), "--scheduler", "local:2",
+                 "--n-words", "12", "--levels", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "dashboard:" in captured.err and "accuracy:" in captured.out
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_workers"] == 2 and results["scheduler"] == "local:2"
+    assert (out / "report.md").is_file() and results["cache"]["extract_computed"] > 0
+    deadline = time.monotonic() + 20  # the cluster the command started is gone with its workers
+    while _alive(_dask_children() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(_dask_children() - before) == set()
