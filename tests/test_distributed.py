@@ -220,3 +220,29 @@ def test_cli_local_cluster_end_to_end(capsys, tmp_path, dataset):
     while _alive(_dask_children() - before) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _alive(_dask_children() - before) == set()
+
+
+def test_sgd_classifier_trains_out_of_core_from_the_stored_partitions(client, dataset, tmp_path):
+    from sklearn.linear_model import SGDClassifier
+
+    from classicvision.distributed.classifier import fit_sgd
+
+    settings = {**SETTINGS, "kernels": ("hellinger",)}
+    result = run_bovw_dask(dataset, client=client, out=tmp_path, classifier="sgd", epochs=10, alpha=1e-4,
+                           **settings)
+    assert result["settings"]["classifier"] == "sgd" and result["accuracy"] > 0.5
+    # the same partitions fed to partial_fit by hand, in the documented order, give the same model
+    encoded = tmp_path / "dask" / "encoded"
+    names = sorted(p.name for p in encoded.iterdir() if p.is_dir())
+    labels = [np.zeros(store.read_partition(encoded, n)[1]["n_images"], np.int64) for n in names]
+    for i, lab in enumerate(labels):
+        lab[:] = i % 3
+    model = fit_sgd(encoded, names, labels, 3, kernel="linear", alpha=1e-3, epochs=2, random_state=1)
+    rng = np.random.default_rng(1)
+    reference = SGDClassifier(loss="hinge", alpha=1e-3, average=True, random_state=1)
+    for _ in range(2):
+        for p in rng.permutation(len(names)):
+            hist = np.asarray(store.read_partition(encoded, names[p])[0]["hist"])
+            rows = rng.permutation(len(hist))
+            reference.partial_fit(hist[rows], labels[p][rows], classes=np.arange(3))
+    np.testing.assert_array_equal(model[-1].coef_, reference.coef_)

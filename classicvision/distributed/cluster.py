@@ -18,7 +18,7 @@ import sys
 
 from ..experiments.workers import guard_worker
 
-__all__ = ["parse_scheduler", "connect", "run_stage"]
+__all__ = ["connect", "dashboard", "parse_scheduler", "run_stage"]
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,9 @@
 The stages of :func:`classicvision.experiments.scene.run_bovw`, as tasks over partitions of image
 paths (:mod:`classicvision.distributed.tasks`), results under ``<out>/dask/``:
 
-1. list the images; cut train and test into partitions of ``partition_size`` paths;
+1. list the images; cut train and test into partitions of ``partition_size`` paths (for the
+   ``"sgd"`` classifier the training paths are shuffled first, seeded, so that every partition
+   mixes the classes: ``partial_fit`` on single-class partitions does not learn);
 2. **extract** (workers): dense SIFT of every partition, stored as ``.npy`` with the partition's
    descriptor reservoir keys (``features/<partition>/``);
 3. **sample** (workers -> client): the ``sample_size`` training descriptors with the smallest
@@ -172,6 +174,9 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
     t = time.perf_counter()
     train_paths, y_train, class_names = list_split(data, "train")
     test_paths, y_test, _ = list_split(data, "test", class_names)
+    if classifier == "sgd":  # partial_fit on one partition at a time needs partitions that mix the classes
+        order = np.random.default_rng(random_state).permutation(len(train_paths))
+        train_paths, y_train = [train_paths[i] for i in order], y_train[order]
     dsift = DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side)
     dsift_params = {k: v for k, v in dsift.get_params().items() if k != "n_jobs"}
     key = settings_key(dsift)
