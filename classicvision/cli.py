@@ -87,6 +87,11 @@ def _bench_parser(sub) -> None:
             p.add_argument("--n-words", type=int, default=None, help="codebook size")
             p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
             p.add_argument("--cache", help="features cache folder (default: under --out)")
+        if name == "bovw":
+            p.add_argument("--scheduler", metavar="local[:N]|tcp://HOST:PORT", default=None,
+                           help="run on a Dask cluster: local starts N worker processes (default: the CPU count), "
+                                "an address connects to a running scheduler; needs the [dask] extra (default: "
+                                "one process)")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None, help="training epochs")
 
@@ -257,7 +262,15 @@ def _run_bench(args) -> int:
             options[key] = getattr(args, key)
     if getattr(args, "cache", None):
         options["cache"] = Path(args.cache)
-    if args.bench == "bovw":
+    if args.bench == "bovw" and args.scheduler is not None:
+        from .distributed.cluster import parse_scheduler
+        from .distributed.scene import run_bovw_dask as run
+
+        parse_scheduler(args.scheduler)  # a bad value is one line before any work
+        if "cache" in options:
+            raise CommandError("--cache does not apply with --scheduler: the partitions are stored under --out")
+        options["scheduler"] = args.scheduler
+    elif args.bench == "bovw":
         from .experiments.scene import run_bovw as run
     elif args.bench == "cnn":
         from .experiments.cnn import run_cnn as run

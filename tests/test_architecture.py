@@ -3,8 +3,8 @@
 * No module imports another module's ``_private`` names (``from .x import _y``, or ``_y`` read as
   an attribute of an imported module), except from ``classicvision._kernels.*`` and
   ``classicvision._validation``; a helper reused across modules lives in a module made for it.
-* Imports point down the data flow: ``cli -> experiments -> recognition / matching -> features ->
-  _kernels``; nothing in ``features`` knows about ``matching`` or ``recognition``, and ``_kernels``
+* Imports point down the data flow: ``cli -> distributed -> experiments -> recognition / matching ->
+  features -> _kernels`` (``distributed``, the optional Dask runner, reuses the experiments); nothing in ``features`` knows about ``matching`` or ``recognition``, and ``_kernels``
   imports nothing else of the package.
 """
 
@@ -22,13 +22,18 @@ PACKAGE = Path(classicvision.__file__).parent
 ALLOWED_PRIVATE_SOURCES = ("classicvision._kernels", "classicvision._validation")
 FORBIDDEN = {  # importer prefix -> imported prefixes it must not use
     "classicvision._kernels": ("classicvision.features", "classicvision.matching", "classicvision.recognition",
-                               "classicvision.experiments", "classicvision.cli", "classicvision.io",
+                               "classicvision.experiments", "classicvision.distributed", "classicvision.cli",
+                               "classicvision.io",
                                "classicvision.datasets", "classicvision.viz"),
     "classicvision.features": ("classicvision.matching", "classicvision.recognition", "classicvision.experiments",
-                               "classicvision.cli", "classicvision.datasets", "classicvision.viz"),
-    "classicvision.matching": ("classicvision.recognition", "classicvision.experiments", "classicvision.cli"),
-    "classicvision.recognition": ("classicvision.experiments", "classicvision.cli"),
-    "classicvision.experiments": ("classicvision.cli",),
+                               "classicvision.distributed", "classicvision.cli", "classicvision.datasets",
+                               "classicvision.viz"),
+    "classicvision.matching": ("classicvision.recognition", "classicvision.experiments", "classicvision.distributed",
+                               "classicvision.cli"),
+    "classicvision.recognition": ("classicvision.experiments", "classicvision.distributed", "classicvision.cli"),
+    # the optional Dask layer sits between the command line and the single-process experiments
+    "classicvision.experiments": ("classicvision.distributed", "classicvision.cli"),
+    "classicvision.distributed": ("classicvision.cli",),
 }
 
 
