@@ -20,11 +20,11 @@ views would otherwise count several times).
 
 Why it is off by default: on the synthetic viewpoint suite (``benchmarks/bench_viewpoint.py``,
 ``benchmarks/results/viewpoint.md``: 32 pairs, tilts 1-6) it is what recovers tilts of 4 and
-more (top-100 accuracy 93.8% against 5.3% for the plain path, and OpenCV ASIFT's 87.0% in 0.30x
-its time), and it helps at tilt 2 (99.9% against 80.6%), but it costs about 10x the plain
-path's time (16 views of detection per image with the recommended :data:`ASIFT_TILTS`: 1.5 s
-against 0.15 s per pair of 512 px images) and gains nothing without an out-of-plane turn
-(tilt 1: 100% top-100 for both, 98.3% of all matches against 99.0%). Pass it for wide
+more (top-100 accuracy 89.5% against 5.3% for the plain path, and OpenCV ASIFT's 87.0% in 0.28x
+its time), and it helps at tilt 2 (99.1% against 80.6%), but it costs about 7x the plain
+path's time (16 views of detection per image with the recommended :data:`ASIFT_TILTS`: 0.4 s
+against 0.06 s per pair) and gains nothing without an out-of-plane turn (tilt 1: 100% top-100
+for both). Pass it for wide
 baselines (more than about 45 degrees of viewpoint change).
 
 The defaults follow the literature (Lowe's ratio 0.8, magnification 3, clip 0.2) and were
