@@ -37,7 +37,7 @@ __all__ = ["GaussianMixtureDiag", "fit_gmm", "gmm_log_densities", "gmm_posterior
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 65_536  # descriptors per block in the E step (bounds the (chunk, K) float32 block)
+_CHUNK = 16_384  # descriptors per block in the E step (bounds the (chunk, K) float32 block; a task per thread)
 
 
 class GaussianMixtureDiag(NamedTuple):
@@ -122,22 +122,27 @@ def gmm_posteriors(descriptors: np.ndarray, gmm: GaussianMixtureDiag) -> tuple[n
     return log, (np.log(total[:, 0]) + top[:, 0])
 
 
-def _statistics(x: np.ndarray, gmm: GaussianMixtureDiag):
+def _block_statistics(block: np.ndarray, gmm: GaussianMixtureDiag):
+    q, log_density = gmm_posteriors(block, gmm)
+    return (q.sum(axis=0, dtype=np.float64), (q.T @ block).astype(np.float64),
+            (q.T @ (block * block)).astype(np.float64), float(log_density.sum()))
+
+
+def _statistics(x: np.ndarray, gmm: GaussianMixtureDiag, n_jobs=None):
     """Zeroth, first and second order statistics (float64) and the mean log-likelihood of ``x``."""
-    k, d = gmm.means.shape
-    s0, s1, s2, loglik = np.zeros(k), np.zeros((k, d)), np.zeros((k, d)), 0.0
-    for begin in range(0, len(x), _CHUNK):
-        block = x[begin:begin + _CHUNK]
-        q, log_density = gmm_posteriors(block, gmm)
-        s0 += q.sum(axis=0, dtype=np.float64)
-        s1 += q.T @ block
-        s2 += q.T @ (block * block)
-        loglik += float(log_density.sum())
+    blocks = [x[begin:begin + _CHUNK] for begin in range(0, len(x), _CHUNK)]
+    if n_jobs is None or n_jobs == 1 or len(blocks) < 2:
+        parts = [_block_statistics(block, gmm) for block in blocks]
+    else:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(_block_statistics)(b, gmm) for b in blocks)
+    s0, s1, s2, loglik = (sum(p[i] for p in parts) for i in range(4))
     return s0, s1, s2, loglik / len(x)
 
 
 def fit_gmm(descriptors, n_components: int, *, max_iter: int = 30, tol: float = 1e-4, variance_floor: float = 1e-3,
-            kmeans_iter: int = 10, random_state=None) -> tuple[GaussianMixtureDiag, float]:
+            kmeans_iter: int = 10, random_state=None, n_jobs=None) -> tuple[GaussianMixtureDiag, float]:
     """Fit a diagonal Gaussian mixture by EM, started from k-means.
 
     Parameters
@@ -158,6 +163,8 @@ def fit_gmm(descriptors, n_components: int, *, max_iter: int = 30, tol: float = 
         Lloyd iterations of the initial k-means.
     random_state : None, int or numpy.random.RandomState
         Seeds the k-means++ initialisation.
+    n_jobs : int or None
+        Threads over blocks of descriptors in the E step (joblib; None: the calling thread).
 
     Returns
     -------
@@ -223,7 +230,7 @@ def fit_gmm(descriptors, n_components: int, *, max_iter: int = 30, tol: float = 
     previous = -np.inf
     loglik = previous
     for iteration in range(int(max_iter)):
-        s0, s1, s2, loglik = _statistics(x, gmm)
+        s0, s1, s2, loglik = _statistics(x, gmm, n_jobs)
         dead = s0 < 1e-6 * n
         s0_safe = np.maximum(s0, 1e-300)[:, None]
         means = s1 / s0_safe
