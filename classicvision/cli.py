@@ -69,8 +69,8 @@ def _match_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     bench = sub.add_parser("bench", help="run a scene-recognition benchmark").add_subparsers(dest="bench", required=True)
-    for name, text in (("bovw", "bag of words + linear SVM"), ("cnn", "CNN trained from scratch"),
-                       ("compare", "all methods side by side")):
+    for name, text in (("bovw", "bag of words + linear SVM"), ("fisher", "improved Fisher vectors + linear SVM"),
+                       ("cnn", "CNN trained from scratch"), ("compare", "all methods side by side")):
         p = bench.add_parser(name, help=text, description=f"15-Scene benchmark: {text}.")
         p.add_argument("--data", help=_DATA_HELP)
         p.add_argument("--out", help="output folder for report.md, results.json and pictures")
@@ -81,6 +81,12 @@ def _bench_parser(sub) -> None:
             p.add_argument("--n-words", type=int, default=None, help="codebook size")
             p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
             p.add_argument("--cache", help="features cache folder (default: under --out)")
+        if name == "fisher":
+            p.add_argument("--encoding", choices=("fisher", "vlad"), default=None,
+                           help="fisher (default) or vlad (intra-normalized)")
+            p.add_argument("--n-components", type=int, default=None, help="Gaussians in the mixture (default 256)")
+            p.add_argument("--n-pca", type=int, default=None, help="PCA dimensions of the descriptors (default 80)")
+            p.add_argument("--cache", help="features cache folder (default: no cache)")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None, help="training epochs")
 
@@ -230,13 +236,15 @@ def _run_bench(args) -> int:
     data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    for key in ("n_words", "levels", "epochs"):
+    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "cache", None):
         options["cache"] = Path(args.cache)
     if args.bench == "bovw":
         from .experiments.scene import run_bovw as run
+    elif args.bench == "fisher":
+        from .experiments.fisher import run_fisher as run
     elif args.bench == "cnn":
         from .experiments.cnn import run_cnn as run
     else:

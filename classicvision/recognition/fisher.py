@@ -48,7 +48,7 @@ from .gmm import GaussianMixtureDiag, fit_gmm, gmm_posteriors
 from .sampling import normalized_positions, sample_features
 from .transformers import check_features
 
-__all__ = ["FisherVector", "fisher_vector", "fisher_from_statistics", "learn_pca", "signed_sqrt_l2"]
+__all__ = ["FisherVector", "fisher_from_statistics", "fisher_vector", "learn_pca", "signed_sqrt_l2"]
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class FisherVector(TransformerMixin, BaseEstimator):
         with threadpool_limits(1, user_api="blas"):
             self.gmm_, self.log_likelihood_ = fit_gmm(x, int(self.n_components), max_iter=int(self.max_iter),
                                                       random_state=rng, n_jobs=self.n_jobs)
-        self.n_descriptors_fit_ = int(len(sample))
+        self.n_descriptors_fit_ = len(sample)
         return self
 
     def _cells(self, grids: tuple) -> tuple[int, int, list]:

@@ -157,7 +157,7 @@ class VLAD(TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         sample, _ = sample_features(features, self.sample_size, rng)
         self.codebook_ = learn_codebook(sample, int(self.n_words), max_iter=int(self.max_iter), random_state=rng)
-        self.n_descriptors_fit_ = int(len(sample))
+        self.n_descriptors_fit_ = len(sample)
         return self
 
     def _encode_block(self, features: list) -> np.ndarray:
