@@ -170,3 +170,26 @@ def test_pipeline_with_dense_sift_and_a_linear_svm():
     model = make_pipeline(DenseSIFT(step=8, sizes=(16,)), FisherVector(n_components=4, n_pca=16, random_state=0),
                           LinearSVC())
     assert model.fit(images, y).score(images, y) == 1.0
+
+
+def test_linear_svm_in_the_training_span_is_the_same_classifier():
+    """experiments.fisher.TrainingSpan: LinearSVC on the span coordinates decides as LinearSVC on the vectors."""
+    from sklearn.svm import LinearSVC
+
+    from classicvision.experiments.fisher import TrainingSpan
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 120)
+    x = rng.normal(size=(120, 3000)).astype(np.float32)
+    x[np.arange(120), y] += 3
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    test = rng.normal(size=(50, 3000)).astype(np.float32)
+    test[np.arange(50), np.arange(50) % 4] += 3
+    direct = LinearSVC(C=1.0, tol=1e-6, max_iter=10_000, random_state=0).fit(x, y)
+    span = TrainingSpan().fit(x)
+    assert span.basis_.shape == (3000, 120)
+    np.testing.assert_allclose(span.basis_.T @ span.basis_, np.eye(120), atol=1e-4)
+    in_span = LinearSVC(C=1.0, tol=1e-6, max_iter=10_000, random_state=0).fit(span.transform(x), y)
+    np.testing.assert_allclose(in_span.decision_function(span.transform(test)), direct.decision_function(test),
+                               atol=1e-4)
+    np.testing.assert_array_equal(in_span.predict(span.transform(test)), direct.predict(test))

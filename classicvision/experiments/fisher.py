@@ -19,7 +19,9 @@ float32: the whole training split would be 5 GB). The stages, each timed and wri
 4. ``encode_train``: the training features again (recomputed, or read from the cache) and their
    Fisher vectors;
 5. ``svm_cv_and_fit``: LinearSVC's ``C`` chosen by stratified ``cv``-fold cross-validation on the
-   training vectors only (balanced accuracy), then refit on all of them;
+   training vectors only (balanced accuracy), then refit on all of them; the SVM works in the
+   coordinates of the training vectors' span (:class:`TrainingSpan`: the same linear classifier,
+   ``dimension / n_train`` times cheaper);
 6. ``features_encode_predict_test``: the test split in batches, features -> vectors -> labels.
 
 As in :func:`classicvision.experiments.scene.run_bovw`, the unsupervised encoder is learned once on
@@ -38,6 +40,8 @@ import os
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice
 from ..recognition.fisher import FisherVector
@@ -48,11 +52,48 @@ from .reports import scores, write_partial, write_report
 from .scene import PROTOCOL, check_training_classes, list_split
 from .workers import check_writable_folder, guarded
 
-__all__ = ["run_fisher"]
+__all__ = ["TrainingSpan", "run_fisher"]
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 256  # images per features batch (bounds memory: ~1 GB of float32 descriptors at step 4, two sizes)
+
+
+class TrainingSpan(TransformerMixin, BaseEstimator):
+    """Coordinates of vectors in an orthonormal basis of the training vectors' span (an isometry there).
+
+    With ``n`` training vectors of dimension ``d >> n`` (Fisher vectors: ``n = 1500``, ``d`` in the
+    tens of thousands), an L2-regularized linear model learned on the training vectors has its
+    weight vector in their span, and everything it computes depends on inner products only; so
+    LinearSVC on these ``r <= n`` coordinates learns the same classifier as on the vectors, ``d / n``
+    times cheaper (the dual coordinate descent of liblinear sees the same Gram matrix). This is a
+    change of basis, not a kernel: the classifier stays linear in the Fisher vector, with
+    ``w = basis_ @ w_span``.
+
+    Attributes
+    ----------
+    basis_ : (d, r) float32 array
+        Orthonormal columns spanning the training vectors (eigenvectors of their Gram matrix with
+        eigenvalues above ``1e-7`` of the largest).
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(5, 40)).astype(np.float32)
+    >>> z = TrainingSpan().fit_transform(x)
+    >>> z.shape, bool(np.allclose(z @ z.T, x @ x.T, atol=1e-4))
+    ((5, 5), True)
+    """
+
+    def fit(self, X, y=None):
+        x = np.ascontiguousarray(X, np.float32)
+        values, vectors = np.linalg.eigh((x @ x.T).astype(np.float64))
+        keep = values > 1e-7 * max(values[-1], 1e-30)
+        self.basis_ = np.ascontiguousarray(x.T @ (vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32))
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "basis_")
+        return np.asarray(X, np.float32) @ self.basis_
 
 
 def _batches(features: CachedFeatures, paths, *, progress: bool, desc: str):
@@ -212,12 +253,14 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     stage["encode_train"] = time.perf_counter() - t
     finished("encode_train", seconds=stage["encode_train"], dimension=dimension)
 
-    # 5. the SVM's C by cross-validation on train
+    # 5. the SVM's C by cross-validation on train, in the coordinates of the training span (same classifier)
     t = time.perf_counter()
+    span = TrainingSpan().fit(X_train)
+    Z_train = span.transform(X_train)
+    del X_train
     search = GridSearchCV(LinearSVC(C=1.0, tol=1e-3, random_state=random_state), {"C": list(C)},
                           cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
-                          scoring="balanced_accuracy", n_jobs=n_jobs, refit=True).fit(X_train, y_train)
-    del X_train
+                          scoring="balanced_accuracy", n_jobs=n_jobs, refit=True).fit(Z_train, y_train)
     stage["svm_cv_and_fit"] = time.perf_counter() - t
     cv_result = {"C": search.best_params_["C"], "folds": cv, "best_balanced_accuracy": float(search.best_score_)}
     finished("fit", seconds={k: stage[k] for k in ("pca_gmm", "encode_train", "svm_cv_and_fit")}, cv=cv_result)
@@ -229,7 +272,7 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
         _merge(test_stats, stats)
         kept_test.extend((kept + begin).tolist())
         if feats:
-            predictions.append(search.predict(encoder.transform(feats)))
+            predictions.append(search.predict(span.transform(encoder.transform(feats))))
         finished("test", seconds=time.perf_counter() - t, done=begin + _BATCH, of=len(test_paths),
                  skipped=test_stats["errors"], y_true=y_test[np.asarray(kept_test, np.int64)].tolist(),
                  y_pred=np.concatenate(predictions).tolist() if predictions else [])
