@@ -188,7 +188,6 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
                                random_state=random_state)
     else:
         encoder = VLAD(n_words=n_words, sample_size=sample_size, max_iter=max_iter, random_state=random_state)
-    encoder._validate()  # a bad setting is refused before any work
     settings = {"encoding": encoding, "n_components": n_components, "n_pca": n_pca, "augment": augment,
                 "pyramid": [list(g) for g in pyramid], "n_words": n_words, "step": step, "sizes": list(sizes),
                 "rootsift": rootsift, "max_side": max_side, "C": list(C), "cv": cv, "sample_size": sample_size,
@@ -277,7 +276,7 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
         kept_test.extend((kept + begin).tolist())
         if feats:
             predictions.append(search.predict(span.transform(encoder.transform(feats))))
-        finished("test", seconds=time.perf_counter() - t, done=begin + _BATCH, of=len(test_paths),
+        finished("test", seconds=time.perf_counter() - t, done=min(begin + _BATCH, len(test_paths)), of=len(test_paths),
                  skipped=test_stats["errors"], y_true=y_test[np.asarray(kept_test, np.int64)].tolist(),
                  y_pred=np.concatenate(predictions).tolist() if predictions else [])
     stage["features_encode_predict_test"] = time.perf_counter() - t
