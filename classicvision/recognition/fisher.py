@@ -86,7 +86,7 @@ def learn_pca(descriptors: np.ndarray, n_components: int, *, whiten: bool = Fals
 def signed_sqrt_l2(vectors: np.ndarray) -> np.ndarray:
     """Rows mapped to ``sign(z) sqrt(|z|)`` then scaled to unit L2 norm (zero rows stay zero), in place.
 
-    >>> signed_sqrt_l2(np.array([[4.0, -9.0], [0.0, 0.0]], np.float32)).round(4).tolist()
+    >>> signed_sqrt_l2(np.array([[4.0, -9.0], [0.0, 0.0]], np.float32)).astype(np.float64).round(4).tolist()
     [[0.5547, -0.8321], [0.0, 0.0]]
     """
     np.copysign(np.sqrt(np.abs(vectors)), vectors, out=vectors)

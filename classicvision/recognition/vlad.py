@@ -65,7 +65,7 @@ def vlad(descriptors: np.ndarray, codebook: np.ndarray, words: np.ndarray, *, no
     --------
     >>> codebook = np.array([[0.0, 0.0], [10.0, 0.0]], np.float32)
     >>> x = np.array([[1.0, 0.0], [0.0, 2.0], [9.0, 0.0]], np.float32)
-    >>> vlad(x, codebook, np.array([0, 0, 1]), normalize="intra").round(4).tolist()
+    >>> vlad(x, codebook, np.array([0, 0, 1]), normalize="intra").astype(np.float64).round(4).tolist()
     [0.3162, 0.6325, -0.7071, 0.0]
     """
     k, d = codebook.shape
