@@ -75,8 +75,8 @@ def _match_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     bench = sub.add_parser("bench", help="run a scene-recognition benchmark").add_subparsers(dest="bench", required=True)
-    for name, text in (("bovw", "bag of words + linear SVM"), ("cnn", "CNN trained from scratch"),
-                       ("compare", "all methods side by side")):
+    for name, text in (("bovw", "bag of words + linear SVM"), ("fisher", "improved Fisher vectors + linear SVM"),
+                       ("cnn", "CNN trained from scratch"), ("compare", "all methods side by side")):
         p = bench.add_parser(name, help=text, description=f"15-Scene benchmark: {text}.")
         p.add_argument("--data", help=_DATA_HELP)
         p.add_argument("--out", help="output folder for report.md, results.json and pictures")
@@ -92,6 +92,12 @@ def _bench_parser(sub) -> None:
                            help="run on a Dask cluster: local starts N worker processes (default: the CPU count), "
                                 "an address connects to a running scheduler; needs the [dask] extra (default: "
                                 "one process)")
+        if name == "fisher":
+            p.add_argument("--encoding", choices=("fisher", "vlad"), default=None,
+                           help="fisher (default) or vlad (intra-normalized)")
+            p.add_argument("--n-components", type=int, default=None, help="Gaussians in the mixture (default 256)")
+            p.add_argument("--n-pca", type=int, default=None, help="PCA dimensions of the descriptors (default 80)")
+            p.add_argument("--cache", help="features cache folder (default: no cache)")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None, help="training epochs")
 
@@ -257,7 +263,7 @@ def _run_bench(args) -> int:
     data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    for key in ("n_words", "levels", "epochs"):
+    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "cache", None):
@@ -272,6 +278,8 @@ def _run_bench(args) -> int:
         options["scheduler"] = args.scheduler
     elif args.bench == "bovw":
         from .experiments.scene import run_bovw as run
+    elif args.bench == "fisher":
+        from .experiments.fisher import run_fisher as run
     elif args.bench == "cnn":
         from .experiments.cnn import run_cnn as run
     else:

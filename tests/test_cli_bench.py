@@ -23,7 +23,7 @@ def data_root(tmp_path):
 @pytest.fixture
 def calls(monkeypatch):
     """Replace the three runners by recorders returning numpy values (the JSON must encode them)."""
-    from classicvision.experiments import cnn, scene
+    from classicvision.experiments import cnn, fisher, scene
 
     recorded = []
 
@@ -35,6 +35,7 @@ def calls(monkeypatch):
         return run
 
     monkeypatch.setattr(scene, "run_bovw", recorder("bovw"))
+    monkeypatch.setattr(fisher, "run_fisher", recorder("fisher"))
     monkeypatch.setattr(cnn, "run_cnn", recorder("cnn"))
     monkeypatch.setattr(cnn, "run_compare", recorder("compare"))
     return recorded
@@ -44,6 +45,9 @@ def calls(monkeypatch):
     (["bench", "bovw", "--n-words", "50", "--levels", "2", "--seed", "7"], "bovw",
      {"n_words": 50, "levels": 2, "random_state": 7}),
     (["bench", "bovw", "--random-state", "3", "--cache", "C"], "bovw", {"random_state": 3, "cache": Path("C")}),
+    (["bench", "fisher", "--n-components", "64", "--n-pca", "40", "--encoding", "vlad", "--cache", "C"], "fisher",
+     {"n_components": 64, "n_pca": 40, "encoding": "vlad", "cache": Path("C"), "random_state": 0}),
+    (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
     (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
 ])
@@ -82,3 +86,62 @@ def test_a_folder_without_the_dataset_is_one_line(capsys, tmp_path, calls):
     err = capsys.readouterr().err
     assert code == 1 and calls == []
     assert err.count("\n") == 1 and "no train/ and test/ folders" in err
+
+
+def _textures(root, n=4, size=48):
+    """A tiny train/test folder of three texture classes (blurred blobs, horizontal and vertical stripes)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for split in ("train", "test"):
+        for kind, name in enumerate(("blobs", "stripes_h", "stripes_v")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                phase = rng.uniform(0, 2 * np.pi)
+                if kind == 0:
+                    image = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 2.0) * 2 - 0.5
+                else:
+                    image = 0.5 + 0.4 * np.sin((yy if kind == 1 else xx) * 0.8 + phase)
+                cv2.imwrite(str(root / split / name / f"{i}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
+    return root
+
+
+def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_path):
+    """The real runner through the command line on a tiny folder: the report files, the JSON keys of
+    bench bovw, and the same predictions as DenseSIFT -> FisherVector -> LinearSVC composed by hand."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    from classicvision.datasets import load_image_folder, read_images
+    from classicvision.recognition.fisher import FisherVector
+    from classicvision.recognition.transformers import DenseSIFT
+
+    data = _textures(tmp_path / "data")
+    out = tmp_path / "out"
+    code = main(["bench", "fisher", "--data", str(data), "--out", str(out), "--json", "--n-components", "4",
+                 "--n-pca", "16"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    for key in ("accuracy", "mean_per_class_accuracy", "per_class_accuracy", "per_class_support", "confusion_matrix",
+                "class_names", "y_true", "y_pred", "seconds", "stage_seconds", "settings", "n_train", "n_test",
+                "skipped", "protocol", "cv", "warnings", "cache", "worker_seconds", "train_seconds",
+                "predict_seconds", "predict_seconds_per_image", "load_average", "files"):
+        assert key in result, key
+    assert set(result["stage_seconds"]) == {"list", "features_train", "pca_gmm", "encode_train", "svm_cv_and_fit",
+                                            "features_encode_predict_test"}
+    assert result["n_train"] == result["n_test"] == 12 and result["mean_per_class_accuracy"] >= 0.9
+    assert json.loads((out / "results.json").read_text())["y_pred"] == result["y_pred"]
+    assert (out / "report.md").is_file() and not (out / "partial.json").exists()
+    # by hand: the runner keeps every descriptor when there are fewer than sample_size, as fit does
+    rounded = lambda feats: [f._replace(descriptors=f.descriptors.astype(np.float16).astype(np.float32))
+                             for f in feats]
+    dsift = DenseSIFT(step=4, sizes=(16, 24), rootsift=True)
+    train_paths, y_train, _ = load_image_folder(data, "train")
+    test_paths, y_test, _ = load_image_folder(data, "test")
+    train = rounded(dsift.transform(read_images(train_paths)[0]))
+    test = rounded(dsift.transform(read_images(test_paths)[0]))
+    by_hand = make_pipeline(FisherVector(n_components=4, n_pca=16, random_state=0),
+                            LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0)).fit(train, y_train)
+    assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()

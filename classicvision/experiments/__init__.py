@@ -5,6 +5,7 @@ from .._lazy import attach
 
 NAMES = {
     "scene": ["run_bovw", "run_tiny_knn"],
+    "fisher": ["run_fisher"],
     "cnn": ["run_cnn", "run_compare"],
     "cache": ["CachedFeatures"],
     "reports": ["scores", "write_report"],

@@ -5,6 +5,9 @@ from .._lazy import attach
 NAMES = {
     "codebook": ["assign_words", "learn_codebook"],
     "encoding": ["BagOfWords"],
+    "fisher": ["FisherVector", "fisher_vector"],
+    "gmm": ["GaussianMixtureDiag", "fit_gmm", "gmm_posteriors"],
+    "vlad": ["VLAD"],
     "transformers": ["DenseSIFT", "ImageFeatures", "TinyImages"],
     "cnn": ["CNNClassifier", "CNNFeatures"],
 }
