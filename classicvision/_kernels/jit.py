@@ -23,9 +23,10 @@ pool of worker threads and joins in itself. So:
   ``prange`` waits for the slowest thread, so one busy core stalls all);
 * a cheap hand-off: the chunks are claimed by an atomic counter inside the compiled kernel, so a
   worker runs all of its chunks in one call without the GIL. A worker that has just finished
-  polls for the next job for :data:`_SPIN_SECONDS` without the GIL (long enough for the next
-  call of a sequence such as a pyramid's levels, short enough not to take a busy machine's
-  core), then blocks; the caller polls
+  polls for the next job without the GIL, then blocks: for 2 ms (a wake-up costs 50-100 us),
+  or for 0.3 ms (enough for the next call of a sequence such as a pyramid's levels) when a
+  stall was seen in the last second: on a busy machine a polling thread takes someone's core
+  (:data:`_SPIN_SECONDS`); the caller polls
   for the workers' last chunks for at most :data:`_JOIN_SPIN_SECONDS`, then blocks. A hand-off
   through Python locks and the GIL costs 30-100 us on a virtual machine (a futex wake-up each
   way), as much as the work of a small call; this one costs a few microseconds;
@@ -63,7 +64,9 @@ __all__ = ["is_stall", "kernel", "next_chunk", "num_threads", "parallel_for", "s
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
-_SPIN_SECONDS = 0.0003       # how long an idle worker polls for the next job before it blocks
+_SPIN_SECONDS = (0.0003, 0.002)  # how long an idle worker polls for the next job before it blocks:
+                                 # the first while a stall was seen in the last _CALM_SECONDS
+_CALM_SECONDS = 1.0
 _JOIN_SPIN_SECONDS = 0.0005  # how long the caller polls for the workers' last chunks before it blocks
 _STALL_RATIO = 0.5           # a join that waits longer than this share of the caller's own work ...
 _STALL_SECONDS = 1e-4        # ... and longer than this is a stall: a worker was descheduled mid-chunk
@@ -72,6 +75,7 @@ _BACKOFF_SECONDS = (0.02, 0.2)   # after a stall, calls run serially for a while
                                   # that does not stall
 _backoff_until = 0.0
 _backoff = _BACKOFF_SECONDS[0]
+_last_stall = -1e9
 _SETTLE_SECONDS = 5e-6       # how long a worker that saw a new job waits for the caller to leave the GIL
 _pool = None
 _pool_size = 0
@@ -211,7 +215,7 @@ class _Pool:
         self.control = np.zeros(2, np.int64)
         self.condition = threading.Condition()
         self.task: _Task | None = None
-        self.spins = _spins(_SPIN_SECONDS)
+        self.spins = tuple(_spins(seconds) for seconds in _SPIN_SECONDS)
         self.settle = _spins(_SETTLE_SECONDS)
         self.threads = [threading.Thread(target=self._run, name=f"classicvision_{i}", daemon=True)
                         for i in range(workers)]
@@ -227,7 +231,7 @@ class _Pool:
 
     def _run(self) -> None:
         control, seen, epoch = self.control, 0, 0
-        epoch = atomics.park(control, -1, control, 0, seen, self.spins, self.settle)
+        epoch = atomics.park(control, -1, control, 0, seen, self.spins[0], self.settle)
         while True:
             if epoch == seen:
                 with self.condition:
@@ -242,7 +246,9 @@ class _Pool:
             task.worker_done()
             # After a stall the machine is busy: an idle worker that polled would take a core
             # from the caller or the neighbour, so it only checks once and blocks.
-            spins = 1 if time.perf_counter() < _backoff_until else self.spins
+            now = time.perf_counter()
+            spins = 1 if now < _backoff_until else self.spins[0] if now - _last_stall < _CALM_SECONDS \
+                else self.spins[1]
             epoch = atomics.park(task.job, _PARKED, control, 0, seen, spins, self.settle)
 
 
@@ -273,7 +279,7 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
                 function(0, n, *args)
         return
     n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
-    global _backoff_until, _backoff
+    global _backoff_until, _backoff, _last_stall
     start = time.perf_counter()
     if start < _backoff_until:
         parallel_for(function, n, *args, grain=grain, threads=1, uniform=uniform)
@@ -288,6 +294,7 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     end = time.perf_counter()
     if uniform:
         if is_stall(own - start, end - own):
+            _last_stall = end
             _backoff_until = end + _backoff
             _backoff = min(2 * _backoff, _BACKOFF_SECONDS[1])
         else:
