@@ -32,7 +32,8 @@ pool of worker threads and joins in itself. So:
   way), as much as the work of a small call; this one costs a few microseconds;
 * backing off under load: when a join waits much longer for a worker than the caller
   spent on its own chunks (:func:`is_stall`: a worker was descheduled in the middle of a chunk,
-  by a busy neighbour), the calls of the next 20 ms run serially, then threads are tried again;
+  by a busy neighbour; a worker that was blocked when the job was posted wakes late, which is
+  not counted), the calls of the next 20 ms run serially, then threads are tried again;
   stalls in a row lengthen that pause up to 0.2 s (:data:`_BACKOFF_SECONDS`), and during it idle
   workers block at once instead of polling. On a loaded machine a polling thread takes a core
   from someone, and a descheduled one holds its chunk: one thread is the faster choice there;
@@ -287,12 +288,13 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     task = _Task(function, n, n_chunks, args)
     pool = _get_pool(threads - 1)
     atomics.add(task.job, _ENTERED, 1)   # before the post: the caller goes straight into its kernel
+    asleep = atomics.load(pool.control, 1) > 0   # a blocked worker wakes late: not a sign of load
     pool.submit(task)
     task.participate(entered=True)
     own = time.perf_counter()
     task.join()
     end = time.perf_counter()
-    if uniform:
+    if uniform and not asleep:
         if is_stall(own - start, end - own):
             _last_stall = end
             _backoff_until = end + _backoff
