@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_scalar
+from ._blocks import check_descriptor_width, feature_blocks
 from .codebook import assign_words, learn_codebook, nearest_words
 from .transformers import check_features
 
@@ -215,20 +216,8 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "codebook_")
         self._validate()
         features = check_features(X)
-        width = self.codebook_.shape[1]
-        for i, f in enumerate(features):
-            if len(f.descriptors) and f.descriptors.shape[1] != width:
-                raise ValueError(f"X[{i}].descriptors must have {width} columns (the codebook's), "
-                                 f"got {f.descriptors.shape[1]}")
-        blocks, block, size = [], [], 0
-        for f in features:
-            block.append(f)
-            size += len(f.descriptors)
-            if size >= _BATCH_DESCRIPTORS:
-                blocks.append(self._encode_block(block))
-                block, size = [], 0
-        if block or not blocks:
-            blocks.append(self._encode_block(block))
+        check_descriptor_width(features, self.codebook_.shape[1], "the codebook's")
+        blocks = [self._encode_block(block) for block in feature_blocks(features, _BATCH_DESCRIPTORS)]
         hist = np.concatenate(blocks) if blocks else np.zeros((0, 0))
         hist = hist.reshape(len(features), int(self.n_words) * (4 ** int(self.levels) - 1) // 3)
         if self.normalize in ("l1", "sqrt"):

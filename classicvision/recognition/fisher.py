@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_descriptors, check_scalar
+from ._blocks import check_descriptor_width, feature_blocks
 from .gmm import GaussianMixtureDiag, fit_gmm, gmm_posteriors
 from .sampling import normalized_positions, sample_features
 from .transformers import check_features
@@ -365,19 +366,8 @@ class FisherVector(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "gmm_")
         grids = self._validate()
         features = check_features(X)
-        for i, f in enumerate(features):
-            if len(f.descriptors) and f.descriptors.shape[1] != self.n_features_in_descriptors_:
-                raise ValueError(f"X[{i}].descriptors must have {self.n_features_in_descriptors_} columns "
-                                 f"(those seen in fit), got {f.descriptors.shape[1]}")
-        groups, block, size = [], [], 0
-        for f in features:
-            block.append(f)
-            size += len(f.descriptors)
-            if size >= _BATCH_DESCRIPTORS:
-                groups.append(block)
-                block, size = [], 0
-        if block or not groups:
-            groups.append(block)
+        check_descriptor_width(features, self.n_features_in_descriptors_, "those seen in fit")
+        groups = feature_blocks(features, _BATCH_DESCRIPTORS)
         with threadpool_limits(1, user_api="blas"):
             if self.n_jobs is None or self.n_jobs == 1 or len(groups) < 2:
                 blocks = [self._encode_block(group, grids) for group in groups]

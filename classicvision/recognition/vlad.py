@@ -30,6 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_scalar
+from ._blocks import check_descriptor_width, feature_blocks
 from .codebook import assign_words, learn_codebook
 from .sampling import sample_features
 from .transformers import check_features
@@ -188,17 +189,6 @@ class VLAD(TransformerMixin, BaseEstimator):
         self._validate()
         features = check_features(X)
         k, d = self.codebook_.shape
-        for i, f in enumerate(features):
-            if len(f.descriptors) and f.descriptors.shape[1] != d:
-                raise ValueError(f"X[{i}].descriptors must have {d} columns (the codebook's), "
-                                 f"got {f.descriptors.shape[1]}")
-        blocks, block, size = [], [], 0
-        for f in features:
-            block.append(f)
-            size += len(f.descriptors)
-            if size >= _BATCH_DESCRIPTORS:
-                blocks.append(self._encode_block(block))
-                block, size = [], 0
-        if block or not blocks:
-            blocks.append(self._encode_block(block))
+        check_descriptor_width(features, d, "the codebook's")
+        blocks = [self._encode_block(block) for block in feature_blocks(features, _BATCH_DESCRIPTORS)]
         return np.concatenate(blocks).reshape(len(features), k * d)
