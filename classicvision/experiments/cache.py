@@ -38,7 +38,7 @@ from ..datasets import read_images
 from ..recognition.transformers import DenseSIFT, ImageFeatures, StatelessTransformerMixin, check_image_sequence
 from .workers import worker_processes
 
-__all__ = ["CachedFeatures", "default_cache_root", "feature_sources"]
+__all__ = ["CachedFeatures", "cached_dense_sift", "default_cache_root", "feature_sources"]
 
 logger = logging.getLogger(__name__)
 
@@ -331,3 +331,16 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
         if stats["errors"]:
             raise ValueError(f"X holds unreadable or unusable images ({len(stats['errors'])}): {stats['errors'][0]}")
         return features
+
+
+def cached_dense_sift(dsift: DenseSIFT, *, cache, out, n_jobs, started_at: float) -> CachedFeatures:
+    """The runners' features stage: ``dsift`` behind :class:`CachedFeatures` at
+    :func:`default_cache_root` ``(cache, out)``, fitted; a killed run's half-written entries
+    older than ``started_at`` (a :func:`time.time` value) removed; the cache turned off, with a
+    warning, when its folder cannot be written."""
+    features = CachedFeatures(dsift, cache=default_cache_root(cache, out), n_jobs=n_jobs).fit()
+    if features.cache is not None:
+        features.remove_stale(started_at)
+        if not features.writable():
+            features.set_params(cache=None)
+    return features

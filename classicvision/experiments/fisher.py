@@ -48,7 +48,7 @@ from .._validation import check_choice
 from ..recognition.fisher import FisherVector
 from ..recognition.transformers import DenseSIFT, ImageFeatures
 from ..recognition.vlad import VLAD
-from .cache import CachedFeatures, default_cache_root
+from .cache import CachedFeatures, cached_dense_sift
 from .reports import scores, write_partial, write_report
 from .scene import PROTOCOL, check_training_classes, list_split
 from .workers import check_writable_folder, guarded
@@ -207,12 +207,8 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     finished("list", seconds=stage["list"], class_names=class_names, train_files=len(train_paths),
              test_files=len(test_paths))
 
-    features = CachedFeatures(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
-                              cache=default_cache_root(cache, out), n_jobs=n_jobs).fit()
-    if features.cache is not None:
-        features.remove_stale(started_at)
-        if not features.writable():
-            features.set_params(cache=None)
+    features = cached_dense_sift(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
+                                 cache=cache, out=out, n_jobs=n_jobs, started_at=started_at)
 
     # 2. training features, keeping a random sample of each image's descriptors
     t = time.perf_counter()

@@ -51,7 +51,7 @@ from .._validation import check_choice
 from ..datasets import load_image_folder, read_images
 from ..recognition.encoding import BagOfWords
 from ..recognition.transformers import DenseSIFT, TinyImages
-from .cache import CachedFeatures, default_cache_root
+from .cache import cached_dense_sift
 from .reports import scores, write_partial, write_report
 from .workers import check_writable_folder, guarded
 
@@ -235,12 +235,8 @@ def run_bovw(data, *, n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True
     finished("list", seconds=stage["list"], class_names=class_names, train_files=len(train_paths),
              test_files=len(test_paths))
 
-    features = CachedFeatures(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
-                              cache=default_cache_root(cache, out), n_jobs=n_jobs).fit()
-    if features.cache is not None:
-        features.remove_stale(started_at)
-        if not features.writable():
-            features.set_params(cache=None)
+    features = cached_dense_sift(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
+                                 cache=cache, out=out, n_jobs=n_jobs, started_at=started_at)
     maps = kernel_maps()
     # The codebook is unsupervised and learned once on the whole training split; the supervised
     # choices (kernel map and C) are made by cross-validation on the training split only.
