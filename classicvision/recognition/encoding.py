@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import check_choice, check_scalar
 from ._blocks import check_descriptor_width, feature_blocks
 from .codebook import assign_words, learn_codebook, nearest_words
-from .transformers import check_features
+from .transformers import ListInputMixin, check_features
 
 __all__ = ["BagOfWords", "pyramid_level_weights"]
 
@@ -57,7 +57,7 @@ def pyramid_level_weights(levels: int) -> np.ndarray:
     return np.array([1.0 / 2 ** top] + [1.0 / 2 ** (top - level + 1) for level in range(1, levels)])
 
 
-class BagOfWords(TransformerMixin, BaseEstimator):
+class BagOfWords(ListInputMixin, TransformerMixin, BaseEstimator):
     """Spatial-pyramid histograms of visual words (a k-means codebook learned in ``fit``).
 
     Parameters
@@ -123,11 +123,6 @@ class BagOfWords(TransformerMixin, BaseEstimator):
         self.soft_sigma = soft_sigma
         self.max_iter = max_iter
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        return tags
 
     def _validate(self):
         check_scalar(self.n_words, "n_words", kind=numbers.Integral, low=1)

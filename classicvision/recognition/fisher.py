@@ -47,7 +47,7 @@ from .._validation import check_descriptors, check_scalar
 from ._blocks import check_descriptor_width, feature_blocks
 from .gmm import GaussianMixtureDiag, fit_gmm, gmm_posteriors
 from .sampling import normalized_positions, sample_features
-from .transformers import check_features
+from .transformers import ListInputMixin, check_features
 
 __all__ = ["FisherVector", "fisher_from_statistics", "fisher_vector", "learn_pca", "signed_sqrt_l2"]
 
@@ -180,7 +180,7 @@ def _check_pyramid(pyramid) -> tuple:
     return grids
 
 
-class FisherVector(TransformerMixin, BaseEstimator):
+class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
     """Improved Fisher vectors of the images' local features (PCA + diagonal GMM learned in ``fit``).
 
     Parameters
@@ -255,11 +255,6 @@ class FisherVector(TransformerMixin, BaseEstimator):
         self.sample_size = sample_size
         self.max_iter = max_iter
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        return tags
 
     def _validate(self) -> tuple:
         check_scalar(self.n_components, "n_components", kind=numbers.Integral, low=1)

@@ -17,18 +17,26 @@ from .._validation import check_descriptors, check_image, check_points, check_sc
 from ..features.dense_sift import dense_sift
 from ..io import read_image, resize
 
-__all__ = ["ImageFeatures", "DenseSIFT", "TinyImages", "StatelessTransformerMixin", "check_features",
+__all__ = ["ImageFeatures", "DenseSIFT", "TinyImages", "ListInputMixin", "StatelessTransformerMixin", "check_features",
            "check_image_sequence"]
 
 
-class StatelessTransformerMixin:
+class ListInputMixin:
+    """Tags of an estimator that takes a list of images (or of their features), not a 2-D array."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+class StatelessTransformerMixin(ListInputMixin):
     """Tags of a transformer that learns nothing and takes a list of images (or features), not a
     2-D array: ``fit`` only validates, and ``transform`` works unfitted."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
-        tags.input_tags.two_d_array = False
         return tags
 
 

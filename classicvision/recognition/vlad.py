@@ -33,7 +33,7 @@ from .._validation import check_choice, check_scalar
 from ._blocks import check_descriptor_width, feature_blocks
 from .codebook import assign_words, learn_codebook
 from .sampling import sample_features
-from .transformers import check_features
+from .transformers import ListInputMixin, check_features
 
 __all__ = ["VLAD", "vlad"]
 
@@ -85,7 +85,7 @@ def vlad(descriptors: np.ndarray, codebook: np.ndarray, words: np.ndarray, *, no
     return v.astype(np.float32)
 
 
-class VLAD(TransformerMixin, BaseEstimator):
+class VLAD(ListInputMixin, TransformerMixin, BaseEstimator):
     """VLAD vectors of the images' local features (a k-means codebook learned in ``fit``).
 
     Parameters
@@ -133,11 +133,6 @@ class VLAD(TransformerMixin, BaseEstimator):
         self.sample_size = sample_size
         self.max_iter = max_iter
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        return tags
 
     def _validate(self) -> None:
         check_scalar(self.n_words, "n_words", kind=numbers.Integral, low=1)
