@@ -45,7 +45,7 @@ import numpy as np
 
 from ..experiments.cache import settings_key
 from ..experiments.reports import scores, write_partial, write_report
-from ..experiments.scene import PROTOCOL, check_training_classes, list_split
+from ..experiments.scene import PROTOCOL, check_training_classes, list_splits
 from ..experiments.workers import check_writable_folder
 from ..recognition.codebook import learn_codebook, nearest_words
 from ..recognition.transformers import DenseSIFT
@@ -172,8 +172,7 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
         counts[name] = {"computed": computed, "reused": len(results) - computed}
 
     t = time.perf_counter()
-    train_paths, y_train, class_names = list_split(data, "train")
-    test_paths, y_test, _ = list_split(data, "test", class_names)
+    train_paths, y_train, test_paths, y_test, class_names = list_splits(data)
     if classifier == "sgd":  # partial_fit on one partition at a time needs partitions that mix the classes
         order = np.random.default_rng(random_state).permutation(len(train_paths))
         train_paths, y_train = [train_paths[i] for i in order], y_train[order]

@@ -50,7 +50,7 @@ from ..recognition.transformers import DenseSIFT, ImageFeatures
 from ..recognition.vlad import VLAD
 from .cache import CachedFeatures, cached_dense_sift
 from .reports import scores, write_partial, write_report
-from .scene import PROTOCOL, check_training_classes, list_split
+from .scene import PROTOCOL, check_training_classes, list_splits
 from .workers import check_writable_folder, guarded
 
 __all__ = ["TrainingSpan", "run_fisher"]
@@ -201,8 +201,7 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
         write_partial(out, done, method=encoding, data=str(data), settings=settings)
 
     t = time.perf_counter()
-    train_paths, y_train, class_names = list_split(data, "train")
-    test_paths, y_test, _ = list_split(data, "test", class_names)
+    train_paths, y_train, test_paths, y_test, class_names = list_splits(data)
     stage["list"] = time.perf_counter() - t
     finished("list", seconds=stage["list"], class_names=class_names, train_files=len(train_paths),
              test_files=len(test_paths))

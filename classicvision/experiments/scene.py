@@ -55,7 +55,7 @@ from .cache import cached_dense_sift
 from .reports import scores, write_partial, write_report
 from .workers import check_writable_folder, guarded
 
-__all__ = ["check_training_classes", "kernel_maps", "list_split", "run_bovw", "run_tiny_knn"]
+__all__ = ["check_training_classes", "kernel_maps", "list_split", "list_splits", "run_bovw", "run_tiny_knn"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,14 @@ def list_split(root, split: str, class_names=None):
     if class_names is not None and names != list(class_names):
         raise ValueError(f"{split} classes must match the training classes, got {names} and {list(class_names)}")
     return paths, labels, names
+
+
+def list_splits(root):
+    """``(train_paths, y_train, test_paths, y_test, class_names)`` of ``root/train`` and
+    ``root/test`` (:func:`list_split`; the test classes must be the training classes)."""
+    train_paths, y_train, class_names = list_split(root, "train")
+    test_paths, y_test, _ = list_split(root, "test", class_names)
+    return train_paths, y_train, test_paths, y_test, class_names
 
 
 def check_training_classes(y, class_names, folder, *, cv=None, skipped=()) -> list:
@@ -229,8 +237,7 @@ def run_bovw(data, *, n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True
         write_partial(out, done, method="bovw", data=str(data), settings=settings)
 
     t = time.perf_counter()
-    train_paths, y_train, class_names = list_split(data, "train")
-    test_paths, y_test, _ = list_split(data, "test", class_names)
+    train_paths, y_train, test_paths, y_test, class_names = list_splits(data)
     stage["list"] = time.perf_counter() - t
     finished("list", seconds=stage["list"], class_names=class_names, train_files=len(train_paths),
              test_files=len(test_paths))
@@ -333,8 +340,7 @@ def run_tiny_knn(data, *, size=16, k=(1, 3, 5, 7, 10, 15, 20), cv=3, out=None, p
     if out is not None:
         out = check_writable_folder(out, "out")
     stage, done = {}, {}
-    train_paths, y_train, class_names = list_split(data, "train")
-    test_paths, y_test, _ = list_split(data, "test", class_names)
+    train_paths, y_train, test_paths, y_test, class_names = list_splits(data)
     model = Pipeline([("tiny", TinyImages(size=size)), ("knn", KNeighborsClassifier())])
     images, skipped, warnings = {}, [], []
     for split, paths in (("train", train_paths), ("test", test_paths)):
