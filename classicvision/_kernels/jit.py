@@ -108,7 +108,8 @@ def next_chunk(job):
 
 
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:
-    """A job over ``[0, n)`` in ``n_chunks`` chunks, for a kernel called directly on one thread."""
+    """A job over ``[0, n)`` in ``n_chunks`` chunks (none when ``n == 0``), for a kernel called
+    directly on one thread; :func:`parallel_for` makes its jobs the same way."""
     return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0], np.int64)
 
 
@@ -139,6 +140,9 @@ def num_threads() -> int:
     return _configured_threads()
 
 
+_SPIN_NS = None   # nanoseconds per poll of atomics.park, measured on first use
+
+
 def _spins(seconds: float) -> int:
     """Polls of :func:`atomics.park` that take about ``seconds`` here (measured once)."""
     global _SPIN_NS
@@ -151,15 +155,12 @@ def _spins(seconds: float) -> int:
     return max(1, int(seconds * 1e9 / _SPIN_NS))
 
 
-_SPIN_NS = None
-
-
 class _Task:
     """One :func:`parallel_for` call: the job array, the function and its arguments, and the
     caller's wake-up when it had to block."""
 
     def __init__(self, function, n, n_chunks, args):
-        self.job = np.array([0, 0, 0, n_chunks, n, 0, 0], np.int64)
+        self.job = serial_job(n, n_chunks)
         self.function, self.args = function, args
         self.compiled = isinstance(function, CPUDispatcher)
         self.error: BaseException | None = None
@@ -231,7 +232,7 @@ class _Pool:
                 self.condition.notify_all()
 
     def _run(self) -> None:
-        control, seen, epoch = self.control, 0, 0
+        control, seen = self.control, 0
         epoch = atomics.park(control, -1, control, 0, seen, self.spins[0], self.settle)
         while True:
             if epoch == seen:
@@ -271,8 +272,10 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
     raised here. ``uniform``: the items cost about the same, so a long wait for a worker is a stall
     (:func:`is_stall`; pass False for items of very different costs)."""
+    global _backoff_until, _backoff, _last_stall
     threads = num_threads() if threads is None else threads
-    if threads <= 1 or n < 2 * grain:
+    start = time.perf_counter()
+    if threads <= 1 or n < 2 * grain or start < _backoff_until:   # the last: backing off (module docstring)
         if n > 0:
             if isinstance(function, CPUDispatcher):
                 function(serial_job(n), *args)
@@ -280,11 +283,6 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
                 function(0, n, *args)
         return
     n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
-    global _backoff_until, _backoff, _last_stall
-    start = time.perf_counter()
-    if start < _backoff_until:
-        parallel_for(function, n, *args, grain=grain, threads=1, uniform=uniform)
-        return
     task = _Task(function, n, n_chunks, args)
     pool = _get_pool(threads - 1)
     atomics.add(task.job, _ENTERED, 1)   # before the post: the caller goes straight into its kernel
