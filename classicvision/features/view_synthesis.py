@@ -304,15 +304,14 @@ def _describe_views(start, stop, image, grid, options, results):
     one's kernels run inline (0.57 s against 0.70 s per pair of 512 px images with tilts (2, 4)
     and the thread pool inside each view, quiet 2-core machine)."""
     height, width = image.shape
+    shallow = dict(options, upsample=False) if options.get("upsample") is None else options
     for index in range(1 + start, 1 + stop):
         t, phi = grid[index]
         view = _simulate(image, float(t), float(phi))
         if min(view.image.shape) < 16:
             keypoints, descriptors = Keypoints.empty(), np.zeros((0, 128), np.float32)
         else:
-            view_options = options
-            if options.get("upsample") is None and t < UPSAMPLE_FROM_TILT:
-                view_options = dict(options, upsample=False)
+            view_options = shallow if t < UPSAMPLE_FROM_TILT else options
             keypoints, descriptors = detect_and_describe(view.image, **view_options)
             keypoints = map_to_image(keypoints, view.affine)
             x, y = keypoints.points.T
