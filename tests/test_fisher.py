@@ -187,8 +187,10 @@ def test_linear_svm_in_the_training_span_is_the_same_classifier():
     test[np.arange(50), np.arange(50) % 4] += 3
     direct = LinearSVC(C=1.0, tol=1e-6, max_iter=10_000, random_state=0).fit(x, y)
     span = TrainingSpan().fit(x)
-    assert span.basis_.shape == (3000, 120)
-    np.testing.assert_allclose(span.basis_.T @ span.basis_, np.eye(120), atol=1e-4)
+    basis = span.vectors_.T @ span.projection_   # the basis the span never forms
+    assert basis.shape == (3000, 120)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(120), atol=1e-4)
+    np.testing.assert_allclose(span.fit_transform(x), span.transform(x), atol=1e-5)
     in_span = LinearSVC(C=1.0, tol=1e-6, max_iter=10_000, random_state=0).fit(span.transform(x), y)
     np.testing.assert_allclose(in_span.decision_function(span.transform(test)), direct.decision_function(test),
                                atol=1e-4)

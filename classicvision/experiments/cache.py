@@ -271,6 +271,44 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
             self._store(entry, features)
         return features, None, False, read_s, sift_s
 
+    def _ready_folder(self) -> Path | None:
+        """The cache folder, created if missing (None without a cache, or, with a warning, when it cannot be)."""
+        folder = self.folder
+        if folder is not None and not folder.is_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                logger.warning("features cache %s cannot be created (%s): running without a cache", folder, exc)
+                folder = None
+        return folder
+
+    @staticmethod
+    def _usable(result: tuple, path, dsift: DenseSIFT) -> tuple:
+        """``result`` of :meth:`_one`, with an image too small for any patch turned into an error
+        (its encoding would be all zeros)."""
+        if result[0] is not None and len(result[0].descriptors) == 0:
+            height, width = result[0].shape
+            return (None, f"{path}: no dense SIFT patch fits in {width}x{height} pixels "
+                          f"(patch sizes {tuple(dsift.sizes)}): image too small, skipped", *result[2:])
+        return result
+
+    def features_of(self, path) -> tuple:
+        """One image file's features, computed in the calling thread (for callers that run their own
+        threads over the files, as :func:`classicvision.experiments.streaming.stream_images`).
+
+        Returns
+        -------
+        features : ImageFeatures or None
+            None when the file cannot be read or holds no patch (then ``error`` says why).
+        error : str or None
+            One line naming the file.
+        cached : bool
+            Read from the cache.
+        read_seconds, dense_sift_seconds : float
+        """
+        dsift = self._dsift()
+        return self._usable(self._one(path, dsift, self._ready_folder()), path, dsift)
+
     def extract(self, paths, *, progress=False, desc="features"):
         """Features of the image files ``paths`` in order, skipping (and reporting) unreadable ones and
         those without any descriptor (smaller than the patch: their histogram would be all zeros).
@@ -287,13 +325,7 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
-        dsift, folder = self._dsift(), self.folder
-        if folder is not None and not folder.is_dir():
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                logger.warning("features cache %s cannot be created (%s): running without a cache", folder, exc)
-                folder = None
+        dsift, folder = self._dsift(), self._ready_folder()
         paths = list(paths)
         n_jobs = 1 if self.n_jobs is None or len(paths) < 2 else self.n_jobs
         with tqdm(total=len(paths), desc=desc, disable=not progress, file=sys.stderr) as bar:
@@ -314,11 +346,7 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
                 for i, result in zip(missing, parallel(jobs)):
                     results[i] = result
                     bar.update(1)
-        for i, r in enumerate(results):  # an image too small for any patch would be an all-zero histogram
-            if r[0] is not None and len(r[0].descriptors) == 0:
-                height, width = r[0].shape
-                results[i] = (None, f"{paths[i]}: no dense SIFT patch fits in {width}x{height} pixels "
-                                    f"(patch sizes {tuple(dsift.sizes)}): image too small, skipped", *r[2:])
+        results = [self._usable(r, path, dsift) for r, path in zip(results, paths)]
         kept = [i for i, r in enumerate(results) if r[0] is not None]
         stats = {"errors": [r[1] for r in results if r[1] is not None], "cached": sum(r[2] for r in results),
                  "read_seconds": sum(r[3] for r in results), "dense_sift_seconds": sum(r[4] for r in results)}

@@ -43,39 +43,46 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .._validation import check_choice
 from ..recognition.fisher import FisherVector
 from ..recognition.transformers import DenseSIFT, ImageFeatures
 from ..recognition.vlad import VLAD
-from .cache import CachedFeatures, cached_dense_sift
+from .cache import cached_dense_sift
 from .reports import scores, write_partial, write_report
 from .scene import PROTOCOL, check_training_classes, list_splits
+from .streaming import stream_images
 from .workers import check_writable_folder, guarded
 
 __all__ = ["TrainingSpan", "run_fisher"]
 
 logger = logging.getLogger(__name__)
 
-_BATCH = 256  # images per features batch (bounds memory: ~1 GB of float32 descriptors at step 4, two sizes)
+_BATCH = 256  # test images per prediction batch (and per partial.json update)
 
 
 class TrainingSpan(TransformerMixin, BaseEstimator):
     """Coordinates of vectors in an orthonormal basis of the training vectors' span (an isometry there).
 
     With ``n`` training vectors of dimension ``d >> n`` (Fisher vectors: ``n = 1500``, ``d`` in the
-    tens of thousands), an L2-regularized linear model learned on the training vectors has its
+    hundreds of thousands), an L2-regularized linear model learned on the training vectors has its
     weight vector in their span, and everything it computes depends on inner products only; so
     LinearSVC on these ``r <= n`` coordinates learns the same classifier as on the vectors, ``d / n``
     times cheaper (the dual coordinate descent of liblinear sees the same Gram matrix). This is a
     change of basis, not a kernel: the classifier stays linear in the Fisher vector, with
-    ``w = basis_ @ w_span``.
+    ``w = vectors_.T @ projection_ @ w_span``.
+
+    The basis is never formed: with the Gram matrix ``X X^T = V diag(lambda) V^T`` of the training
+    vectors ``X``, the coordinates of ``y`` are ``(y X^T) V / sqrt(lambda)``, so the fit keeps a
+    reference to ``X`` (no copy) and an ``(n, r)`` matrix, not another ``(d, r)`` one.
 
     Attributes
     ----------
-    basis_ : (d, r) float32 array
-        Orthonormal columns spanning the training vectors (eigenvectors of their Gram matrix with
-        eigenvalues above ``1e-7`` of the largest).
+    vectors_ : (n, d) float32 array
+        The training vectors (the array given to ``fit``, not copied when it is C-contiguous float32).
+    projection_ : (n, r) float32 array
+        ``V / sqrt(lambda)`` over the eigenvalues above ``1e-7`` of the largest.
 
     Examples
     --------
@@ -85,36 +92,40 @@ class TrainingSpan(TransformerMixin, BaseEstimator):
     ((5, 5), True)
     """
 
-    def fit(self, X, y=None):
+    def _fit(self, X) -> np.ndarray:
         x = np.ascontiguousarray(X, np.float32)
-        values, vectors = np.linalg.eigh((x @ x.T).astype(np.float64))
+        gram = x @ x.T
+        values, vectors = np.linalg.eigh(gram.astype(np.float64))
         keep = values > 1e-7 * max(values[-1], 1e-30)
-        self.basis_ = np.ascontiguousarray(x.T @ (vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32))
+        self.vectors_ = x
+        self.projection_ = np.ascontiguousarray((vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32))
+        return gram
+
+    def fit(self, X, y=None):
+        self._fit(X)
         return self
 
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """``fit(X).transform(X)``, from the Gram matrix the fit computed anyway."""
+        return self._fit(X) @ self.projection_
+
     def transform(self, X) -> np.ndarray:
-        check_is_fitted(self, "basis_")
-        return np.asarray(X, np.float32) @ self.basis_
+        check_is_fitted(self, "projection_")
+        return (np.asarray(X, np.float32) @ self.vectors_.T) @ self.projection_
 
 
-def _batches(features: CachedFeatures, paths, *, progress: bool, desc: str):
-    """``(begin, features, kept, stats)`` for consecutive batches of ``paths``."""
-    for begin in range(0, len(paths), _BATCH):
-        batch = paths[begin:begin + _BATCH]
-        feats, kept, stats = features.extract(
-            batch, progress=progress, desc=f"{desc} {begin + 1}-{begin + len(batch)}/{len(paths)}")
-        yield begin, feats, kept, stats
+class _Tally:
+    """What the features stages report: skipped files, cache hits, read and dense-SIFT seconds."""
 
+    def __init__(self):
+        self.errors, self.cached, self.read_seconds, self.dense_sift_seconds = [], 0, 0.0, 0.0
 
-def _merge(total: dict, stats: dict) -> None:
-    total["errors"] += stats["errors"]
-    total["cached"] += stats["cached"]
-    total["read_seconds"] += stats["read_seconds"]
-    total["dense_sift_seconds"] += stats["dense_sift_seconds"]
-
-
-def _new_stats() -> dict:
-    return {"errors": [], "cached": 0, "read_seconds": 0.0, "dense_sift_seconds": 0.0}
+    def add(self, error, cached, read_seconds, dense_sift_seconds) -> None:
+        if error is not None:
+            self.errors.append(error)
+        self.cached += bool(cached)
+        self.read_seconds += read_seconds
+        self.dense_sift_seconds += dense_sift_seconds
 
 
 @guarded
@@ -209,23 +220,37 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     features = cached_dense_sift(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
                                  cache=cache, out=out, n_jobs=n_jobs, started_at=started_at)
 
+    blas = threadpool_limits(1, user_api="blas")  # threads over images; BLAS one thread in each (streaming)
+
+    def encoded(i, path):
+        f, error, cached, read_s, sift_s = features.features_of(path)
+        return (None if f is None else encoder.transform([f])[0]), (error, cached, read_s, sift_s)
+
     # 2. training features, keeping a random sample of each image's descriptors
     t = time.perf_counter()
-    rng = np.random.RandomState(random_state)
     per_image = -(-int(sample_size) // max(len(train_paths), 1))
-    sample, kept_train, train_stats = [], [], _new_stats()
-    for begin, feats, kept, stats in _batches(features, train_paths, progress=progress, desc="train features"):
-        _merge(train_stats, stats)
-        kept_train.extend((kept + begin).tolist())
-        for f in feats:
+
+    def sampled(i, path):
+        f, error, cached, read_s, sift_s = features.features_of(path)
+        if f is not None:
+            rng = np.random.default_rng([random_state, i])  # per image: the same sample on any number of threads
             take = np.sort(rng.choice(len(f.descriptors), min(per_image, len(f.descriptors)), replace=False))
-            sample.append(ImageFeatures(f.points[take], f.descriptors[take], f.shape))
+            f = ImageFeatures(f.points[take], f.descriptors[take], f.shape)
+        return f, (error, cached, read_s, sift_s)
+
+    sample, kept_train, train_stats = [], [], _Tally()
+    for i, (f, info) in stream_images(train_paths, sampled, threads=threads, progress=progress,
+                                      desc="train features"):
+        train_stats.add(*info)
+        if f is not None:
+            sample.append(f)
+            kept_train.append(i)
     train_paths = [train_paths[i] for i in kept_train]
     y_train = y_train[np.asarray(kept_train, np.int64)]
     stage["features_train"] = time.perf_counter() - t
-    warnings = check_training_classes(y_train, class_names, f"{data}/train", cv=cv, skipped=train_stats["errors"])
+    warnings = check_training_classes(y_train, class_names, f"{data}/train", cv=cv, skipped=train_stats.errors)
     finished("features_train", seconds=stage["features_train"], n_train=len(y_train),
-             skipped=train_stats["errors"], cached=train_stats["cached"], warnings=warnings)
+             skipped=train_stats.errors, cached=train_stats.cached, warnings=warnings)
 
     # 3. the unsupervised encoder, on the sample
     t = time.perf_counter()
@@ -235,27 +260,29 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     fit_info = ({"log_likelihood": encoder.log_likelihood_, "n_descriptors": encoder.n_descriptors_fit_}
                 if encoding == "fisher" else {"n_descriptors": encoder.n_descriptors_fit_})
     finished("pca_gmm", seconds=stage["pca_gmm"], **fit_info)
+    encoder.set_params(n_jobs=None)  # one image per call from here, the threads are stream_images'
 
-    # 4. training vectors
+    # 4. training vectors, each image read, described and encoded in one go (experiments.streaming)
     t = time.perf_counter()
-    blocks, again = [], _new_stats()
-    for _, feats, _, stats in _batches(features, train_paths, progress=progress, desc="train encoding"):
-        _merge(again, stats)
-        if feats:
-            blocks.append(encoder.transform(feats))
-    if again["errors"]:  # a file changed under us between the two passes
-        raise ValueError(f"training images became unreadable during the run: {again['errors'][0]}")
-    X_train = np.concatenate(blocks)
+    X_train, again = None, _Tally()
+    with blas:
+        for i, (vector, info) in stream_images(train_paths, encoded, threads=threads, progress=progress,
+                                               desc="train encoding"):
+            again.add(*info)
+            if vector is None:  # a file changed under us between the two passes
+                raise ValueError(f"training images became unreadable during the run: {info[0]}")
+            if X_train is None:
+                X_train = np.empty((len(train_paths), len(vector)), np.float32)
+            X_train[i] = vector
     dimension = int(X_train.shape[1])
-    del blocks
     stage["encode_train"] = time.perf_counter() - t
     finished("encode_train", seconds=stage["encode_train"], dimension=dimension)
 
     # 5. the SVM's C by cross-validation on train, in the coordinates of the training span (same classifier)
     t = time.perf_counter()
-    span = TrainingSpan().fit(X_train)
-    Z_train = span.transform(X_train)
-    del X_train
+    span = TrainingSpan()
+    Z_train = span.fit_transform(X_train)
+    del X_train  # span.vectors_ holds it
     search = GridSearchCV(LinearSVC(C=1.0, tol=1e-3, random_state=random_state), {"C": list(C)},
                           cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
                           scoring="balanced_accuracy", n_jobs=n_jobs, refit=True).fit(Z_train, y_train)
@@ -263,20 +290,31 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     cv_result = {"C": search.best_params_["C"], "folds": cv, "best_balanced_accuracy": float(search.best_score_)}
     finished("fit", seconds={k: stage[k] for k in ("pca_gmm", "encode_train", "svm_cv_and_fit")}, cv=cv_result)
 
-    # 6. test
+    # 6. test, predicted in batches of _BATCH images
     t = time.perf_counter()
-    predictions, kept_test, test_stats = [], [], _new_stats()
-    for begin, feats, kept, stats in _batches(features, test_paths, progress=progress, desc="test features"):
-        _merge(test_stats, stats)
-        kept_test.extend((kept + begin).tolist())
-        if feats:
-            predictions.append(search.predict(span.transform(encoder.transform(feats))))
-        finished("test", seconds=time.perf_counter() - t, done=min(begin + _BATCH, len(test_paths)), of=len(test_paths),
-                 skipped=test_stats["errors"], y_true=y_test[np.asarray(kept_test, np.int64)].tolist(),
+    predictions, kept_test, test_stats, batch = [], [], _Tally(), []
+
+    def predict(done):
+        if batch:
+            predictions.append(search.predict(span.transform(np.stack(batch))))
+            batch.clear()
+        finished("test", seconds=time.perf_counter() - t, done=done, of=len(test_paths),
+                 skipped=test_stats.errors, y_true=y_test[np.asarray(kept_test, np.int64)].tolist(),
                  y_pred=np.concatenate(predictions).tolist() if predictions else [])
+
+    with blas:
+        for i, (vector, info) in stream_images(test_paths, encoded, threads=threads, progress=progress,
+                                               desc="test encoding"):
+            test_stats.add(*info)
+            if vector is not None:
+                batch.append(vector)
+                kept_test.append(i)
+            if len(batch) == _BATCH:
+                predict(i + 1)
+        predict(len(test_paths))
     stage["features_encode_predict_test"] = time.perf_counter() - t
     if not kept_test:
-        first = f" (first: {test_stats['errors'][0]})" if test_stats["errors"] else ""
+        first = f" (first: {test_stats.errors[0]})" if test_stats.errors else ""
         raise ValueError(f"no usable test image in {data}/test: all {len(test_paths)} files were skipped{first}")
     y_pred = np.concatenate(predictions)
     y_test = y_test[np.asarray(kept_test, np.int64)]
@@ -287,17 +325,17 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
         **scores(y_test, y_pred, class_names), "y_true": y_test.tolist(), "y_pred": y_pred.tolist(),
         "seconds": time.perf_counter() - start_all, "stage_seconds": stage,
         "settings": settings, "n_train": len(y_train), "n_test": len(y_test),
-        "skipped": train_stats["errors"] + test_stats["errors"],
+        "skipped": train_stats.errors + test_stats.errors,
         "protocol": PROTOCOL + ("PCA and GMM" if encoding == "fisher" else "codebook")
         + " learned on train; C chosen by cross-validation on train only",
         "cv": cv_result, "warnings": warnings,
         "cache": {"folder": str(features.folder) if features.cache is not None else None,
-                  "hits": train_stats["cached"] + again["cached"] + test_stats["cached"],
-                  "computed": 2 * len(y_train) + len(y_test) - train_stats["cached"] - again["cached"]
-                  - test_stats["cached"]},
-        "worker_seconds": {"read": train_stats["read_seconds"] + again["read_seconds"] + test_stats["read_seconds"],
-                           "dense_sift": train_stats["dense_sift_seconds"] + again["dense_sift_seconds"]
-                           + test_stats["dense_sift_seconds"]},
+                  "hits": train_stats.cached + again.cached + test_stats.cached,
+                  "computed": 2 * len(y_train) + len(y_test) - train_stats.cached - again.cached
+                  - test_stats.cached},
+        "worker_seconds": {"read": train_stats.read_seconds + again.read_seconds + test_stats.read_seconds,
+                           "dense_sift": train_stats.dense_sift_seconds + again.dense_sift_seconds
+                           + test_stats.dense_sift_seconds},
         "train_seconds": sum(v for k, v in stage.items() if k not in ("list", "features_encode_predict_test")),
         "predict_seconds": stage["features_encode_predict_test"],
         "load_average": [round(v, 2) for v in os.getloadavg()],

@@ -24,17 +24,18 @@ Fisher vector of the descriptors that fall in it, concatenated grid by grid, cel
 the square root of the number of cells, so every cell weighs the same and the result has unit
 norm. An image (or a cell) without descriptors gives zeros.
 
-The sums run as matrix products: the posteriors of a block of descriptors are one
-``(N, 2D+1) x (2D+1, K)`` product (:func:`~classicvision.recognition.gmm.gmm_log_densities`),
-and the statistics ``S0 = sum gamma``, ``S1 = sum gamma x``, ``S2 = sum gamma x**2`` of each
-cell are ``gamma_cell^T [x, x**2]``, computed once on the finest partition that refines every
-grid and summed up to the grids' cells, so a pyramid costs no more products than one cell.
+The sums run as matrix products, an image at a time: the statistics ``S0 = sum gamma``,
+``S1 = sum gamma x``, ``S2 = sum gamma x**2`` come from two products
+(:func:`~classicvision.recognition.gmm.gmm_statistics`), computed once per cell of the finest
+partition that refines every grid (the descriptors sorted by that cell) and summed up to the
+grids' cells, so a pyramid costs no more products than one cell.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import numbers
 
 import numpy as np
@@ -44,17 +45,14 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_descriptors, check_scalar
-from ._blocks import check_descriptor_width, feature_blocks
-from .gmm import GaussianMixtureDiag, fit_gmm, gmm_posteriors
+from ._blocks import check_descriptor_width
+from .gmm import GaussianMixtureDiag, fit_gmm, gmm_statistics
 from .sampling import normalized_positions, sample_features
 from .transformers import ListInputMixin, check_features
 
 __all__ = ["FisherVector", "fisher_from_statistics", "fisher_vector", "learn_pca", "signed_sqrt_l2"]
 
 logger = logging.getLogger(__name__)
-
-_BATCH_DESCRIPTORS = 32_768  # descriptors per block in FisherVector.transform (bounds the (N, K) posteriors)
-
 
 def learn_pca(descriptors: np.ndarray, n_components: int, *, whiten: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Principal components of ``descriptors`` (float64 covariance, ``numpy.linalg.eigh``).
@@ -161,9 +159,8 @@ def fisher_vector(descriptors, gmm: GaussianMixtureDiag, *, improved: bool = Tru
     x = check_descriptors(descriptors, "descriptors", dim=d)
     if len(x) == 0:
         return np.zeros(2 * k * d, np.float32)
-    q, _ = gmm_posteriors(x, gmm)
-    x64, q64 = x.astype(np.float64), q.astype(np.float64)
-    out = fisher_from_statistics(q64.sum(axis=0)[None], (q64.T @ x64)[None], (q64.T @ x64 ** 2)[None], gmm)
+    stats, _ = gmm_statistics(x, gmm)
+    out = fisher_from_statistics(stats[:, :, 2 * d], stats[:, :, :d], stats[:, :, d:2 * d], gmm)
     return (signed_sqrt_l2(out) if improved else out)[0]
 
 
@@ -315,46 +312,39 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
             maps.append((np.arange(c * r)[:, None] == cell[None, :]).astype(np.float64))  # (c r, fine) 0/1
         return columns, rows, maps
 
-    def _encode_block(self, features: list, grids: tuple) -> np.ndarray:
+    def _encode_one(self, features, grids: tuple, plan: tuple) -> np.ndarray:
+        """The ``(n_cells * 2 K D,)`` float32 vector of one image (unchecked)."""
         k, d = self.gmm_.means.shape
-        columns, rows, maps = self._cells(grids)
-        n_fine = columns * rows
+        columns, rows, maps = plan
         n_cells = sum(c * r for c, r in grids)
-        out = np.zeros((len(features), n_cells, 2 * k * d), np.float32)
-        counts = np.array([len(f.descriptors) for f in features], np.int64)
-        if counts.sum() == 0:
-            return out.reshape(len(features), -1)
-        positions = np.concatenate([normalized_positions(f.points, f.shape) for f in features if len(f.points)])
-        x = self._project(np.concatenate([f.descriptors for f in features if len(f.descriptors)]), positions)
-        q, _ = gmm_posteriors(x, self.gmm_)
-        fine = (np.minimum((positions[:, 1] * rows).astype(np.int64), rows - 1) * columns
-                + np.minimum((positions[:, 0] * columns).astype(np.int64), columns - 1))
-        label = np.repeat(np.arange(len(features)), counts) * n_fine + fine
-        order = np.argsort(label, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(label, minlength=len(features) * n_fine))])
-        xx = np.concatenate([x, x * x], axis=1)[order]
-        q = q[order]
-        for i in range(len(features)):
-            if counts[i] == 0:
-                continue
-            s0 = np.zeros((n_fine, k))
-            s12 = np.zeros((n_fine, k, 2 * d))
-            for cell in range(n_fine):
-                begin, end = bounds[i * n_fine + cell], bounds[i * n_fine + cell + 1]
-                if end > begin:
-                    s0[cell] = q[begin:end].sum(axis=0, dtype=np.float64)
-                    s12[cell] = q[begin:end].T @ xx[begin:end]
-            offset = 0
-            for (c, r), cell_map in zip(grids, maps):
-                g0 = cell_map @ s0
-                g12 = (cell_map @ s12.reshape(n_fine, -1)).reshape(c * r, k, 2 * d)
-                fv = fisher_from_statistics(g0, g12[:, :, :d], g12[:, :, d:], self.gmm_)
-                out[i, offset:offset + c * r] = signed_sqrt_l2(fv) if self.improved else fv
-                offset += c * r
-        out = out.reshape(len(features), -1)
+        out = np.zeros((n_cells, 2 * k * d), np.float32)
+        if len(features.descriptors) == 0:
+            return out.ravel()
+        positions = normalized_positions(features.points, features.shape)
+        x = self._project(features.descriptors, positions)
+        if columns * rows > 1:  # descriptors ordered by fine cell, so each cell is a block of rows
+            fine = (np.minimum((positions[:, 1] * rows).astype(np.int64), rows - 1) * columns
+                    + np.minimum((positions[:, 0] * columns).astype(np.int64), columns - 1))
+            x = x[np.argsort(fine, kind="stable")]
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(fine, minlength=columns * rows))])
+        else:
+            bounds = None
+        stats, _ = gmm_statistics(x, self.gmm_, bounds)        # (fine cells, K, 2D + 1): [S1, S2, S0]
+        stats = stats.reshape(len(stats), -1)
+        offset = 0
+        for (c, r), cell_map in zip(grids, maps):
+            g = (cell_map @ stats).reshape(c * r, k, 2 * d + 1)
+            fv = fisher_from_statistics(g[:, :, 2 * d], g[:, :, :d], g[:, :, d:2 * d], self.gmm_)
+            out[offset:offset + c * r] = signed_sqrt_l2(fv) if self.improved else fv
+            offset += c * r
+        out = out.ravel()
         if n_cells > 1:
             out /= np.float32(math.sqrt(n_cells))
         return out
+
+    def _encode(self, features: list, grids: tuple) -> np.ndarray:
+        plan = self._cells(grids)
+        return np.stack([self._encode_one(f, grids, plan) for f in features]) if features else None
 
     def transform(self, X) -> np.ndarray:
         """Fisher vectors of every image of ``X`` (ImageFeatures): ``(n_images, n_cells * 2 K D)`` float32."""
@@ -362,15 +352,17 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
         grids = self._validate()
         features = check_features(X)
         check_descriptor_width(features, self.n_features_in_descriptors_, "those seen in fit")
-        groups = feature_blocks(features, _BATCH_DESCRIPTORS)
-        with threadpool_limits(1, user_api="blas"):
-            if self.n_jobs is None or self.n_jobs == 1 or len(groups) < 2:
-                blocks = [self._encode_block(group, grids) for group in groups]
-            else:
-                from joblib import Parallel, delayed
-
-                blocks = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                    delayed(self._encode_block)(group, grids) for group in groups)
         k, d = self.gmm_.means.shape
         width = sum(c * r for c, r in grids) * 2 * k * d
-        return np.concatenate(blocks).reshape(len(features), width) if features else np.zeros((0, width), np.float32)
+        if not features:
+            return np.zeros((0, width), np.float32)
+        with threadpool_limits(1, user_api="blas"):
+            if self.n_jobs is None or self.n_jobs == 1 or len(features) < 2:
+                return self._encode(features, grids)
+            from joblib import Parallel, delayed
+
+            threads = int(self.n_jobs) if self.n_jobs > 0 else (os.cpu_count() or 1)
+            step = -(-len(features) // (4 * threads))   # about 4 blocks of images per thread
+            blocks = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(self._encode)(features[i:i + step], grids) for i in range(0, len(features), step))
+        return np.concatenate(blocks)
