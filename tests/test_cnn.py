@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from classicvision.recognition.cnn import CNNClassifier, CNNFeatures, _stack, build_network, load_weights  # noqa: E402
 
-SMALL = dict(image_size=16, channels=(8, 16), batch_size=16, lr=1e-2, val_fraction=0, label_smoothing=0.0, n_threads=1)
+SMALL = dict(image_size=16, channels=(8, 16), batch_size=16, lr=0.05, val_fraction=0, label_smoothing=0.0, n_threads=1)
 
 
 def toy_set(n_per_class: int, seed: int):

@@ -10,5 +10,6 @@ NAMES = {
     "vlad": ["VLAD"],
     "transformers": ["DenseSIFT", "ImageFeatures", "TinyImages"],
     "cnn": ["CNNClassifier", "CNNFeatures"],
+    "cam": ["grad_cam"],
 }
 __getattr__, __dir__, __all__ = attach(__name__, NAMES, tuple(NAMES))

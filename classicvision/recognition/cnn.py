@@ -1,26 +1,45 @@
 """A small convolutional network for scene recognition, as scikit-learn estimators (optional torch).
 
-The network follows the "SimpleNet" of the usual scene-recognition course project (Georgia Tech
-CS 6476, projects 4/5): blocks of 3x3 convolution -> batch normalization (Ioffe & Szegedy 2015)
--> ReLU -> 2x2 max-pooling, then global average pooling, dropout (Srivastava et al. 2014) and
-one linear classifier. It runs on grayscale images squashed to a fixed square size.
+* :class:`CNNClassifier` trains a network of :func:`~classicvision.recognition.networks.build_network`
+  from scratch (a small ResNet by default, or the SimpleNet this library used first):
+  ``fit(images, y)`` with images a list of 2-D float32 arrays of any size, ``predict`` -> ``(n,)``
+  labels, ``predict_proba``, ``score``; ``transform`` gives the penultimate features.
+* :class:`CNNFeatures` returns those ``(n, F)`` float32 features from a fitted classifier or a
+  weights file, for a linear SVM ("CNN features + linear classifier").
+* :func:`load_weights` reads what :meth:`CNNClassifier.save_weights` wrote, without pickle.
+* :func:`~classicvision.recognition.cam.grad_cam` and :func:`~classicvision.recognition.cam.feature_maps`
+  (defined in :mod:`classicvision.recognition.cam`, importable from here too) show what it looks at.
 
-* :class:`CNNClassifier` trains it from scratch: ``fit(images, y)`` with images a list of 2-D
-  float32 arrays of any size, ``predict`` -> ``(n,)`` int64 labels, ``predict_proba``, ``score``.
-* :class:`CNNFeatures` returns the penultimate layer (the pooled ``channels[-1]`` values) as
-  ``(n, F)`` float32 features, for a linear SVM ("CNN features + linear classifier").
+Pre-processing: every image is resized once (area averaging, aspect ratio not kept) to a square
+of ``image_size + 2 * round(image_size / 16)`` pixels (about 9/8 of the input) and kept in one
+tensor. Training batches are augmented on the fly (:mod:`classicvision.recognition.augment`:
+random resized crop, small rotation, mirror, brightness and contrast), optionally mixed
+(mixup, Zhang et al. 2018), and the loss is the label-smoothed cross-entropy (Szegedy et al.
+2016). Prediction takes the centred ``image_size`` crop and averages the softmax (and the
+features) over the views of ``tta``. Pixels are standardized by a mean and a standard deviation
+measured on the fitting part of the training images only.
 
-Pre-processing: every image is resized once (area averaging, aspect ratio not kept) to
-``pad = round(image_size * 9 / 8)`` pixels square and kept in one tensor, so augmentation is
-cheap. Training batches take a random ``image_size`` crop, a random horizontal flip and a small
-brightness/contrast jitter; prediction takes the centre crop (and, with ``flip_test``, averages
-the softmax of the crop and of its mirror). Pixels are standardized by a mean and a standard
-deviation measured on the training images only (the part used for fitting, without the
-held-out part).
+Optimization: SGD with Nesterov momentum (or AdamW, Loshchilov & Hutter 2019), weight decay on
+the convolution and linear weights only, and a learning rate that warms up linearly for
+``warmup_epochs`` then follows a cosine to zero (:func:`~classicvision.recognition.schedule.learning_rate`).
+
+Time budget: with ``max_seconds``, the number of epochs is chosen after the second one (the first
+pays for memory and kernel set-up, so it is slower than the rest): ``epochs_ = min(epochs, 2 +
+floor((max_seconds - t2) / d2))`` with ``t2`` the seconds since ``fit`` began and ``d2`` the second
+epoch's duration (:func:`~classicvision.recognition.schedule.plan_epochs`); with a one-epoch
+warm-up, after the first, from its duration. Those epochs are warm-up, whose learning rates do
+not depend on the total, so a budgeted run trains exactly as ``epochs=epochs_`` without a budget
+would: record ``epochs_`` and pass it to reproduce the run. Should later epochs run slower (a
+loaded machine), training stops before an epoch that the mean epoch time so far says would end
+past ``max_seconds`` (``stopped_early_`` is then True, and the run is reproduced only on equally
+slow hardware).
 
 Randomness comes only from ``random_state``: the global torch generator is forked (so user state
-is untouched), deterministic algorithms are on and the number of threads is fixed during
-``fit``, so the same ``random_state`` on the same machine gives the same weights.
+is untouched), deterministic algorithms are on and the number of threads is fixed during ``fit``
+and prediction, so the same ``random_state`` on the same machine gives bit-identical weights on
+the CPU. On CUDA (``device='cuda'``, or ``'auto'`` where torch sees a GPU) the same views are
+drawn (the generator stays on the CPU) and deterministic kernels are asked for, but runs may
+differ in the last bits.
 
 torch is imported lazily: importing :mod:`classicvision` never needs it.
 """
@@ -37,13 +56,20 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_image, check_scalar
+from .._validation import check_choice, check_image, check_scalar
+from .augment import TTA_VIEWS, augment_batch, test_time_transforms, warp_batch
+from .cam import feature_maps, grad_cam
+from .networks import ARCHITECTURES, build_network
+from .schedule import SCHEDULES, learning_rate, plan_epochs
 
-__all__ = ["CNNClassifier", "CNNFeatures", "build_network", "load_weights"]
+__all__ = ["CNNClassifier", "CNNFeatures", "build_network", "feature_maps", "grad_cam", "load_weights",
+           "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
 _HINT = "the CNN needs PyTorch: pip install classicvision[cnn]  (or pip install torch==2.13.0)"
+_OPTIMIZERS = ("sgd", "adamw")
+_BATCH = 128  # images per forward pass at prediction time
 
 
 def import_torch():
@@ -55,57 +81,46 @@ def import_torch():
     return torch
 
 
-def build_network(n_classes: int, *, channels=(32, 64, 128, 256), dropout: float = 0.3):
-    """The SimpleNet-style network: conv-BN-ReLU-maxpool blocks, average pooling, dropout, linear.
+def resolve_device(device: str = "auto") -> str:
+    """The torch device name for ``device``: ``'auto'`` is ``'cuda'`` when torch sees a GPU, else ``'cpu'``.
 
     Parameters
     ----------
-    n_classes : int
-        Outputs of the last layer.
-    channels : sequence of int
-        Output channels of each block; each block halves the spatial size.
-    dropout : float
-        Drop probability before the classifier.
+    device : str
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
 
     Returns
     -------
-    torch.nn.Module
-        Maps a ``(n, 1, S, S)`` float32 tensor to ``(n, n_classes)`` logits; ``.embed(x)`` gives
-        the ``(n, channels[-1])`` penultimate features.
+    str
+
+    Raises
+    ------
+    ValueError
+        For another name, or a CUDA device that torch does not see.
 
     Examples
     --------
-    >>> import torch
-    >>> net = build_network(3, channels=(4, 8))
-    >>> tuple(net(torch.zeros(2, 1, 16, 16)).shape), tuple(net.embed(torch.zeros(2, 1, 16, 16)).shape)
-    ((2, 3), (2, 8))
+    >>> resolve_device("cpu")
+    'cpu'
     """
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda")
+                                           or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        return device
     torch = import_torch()
-    nn = torch.nn
-
-    class SmallCNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, previous = [], 1
-            for width in channels:
-                layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                           nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-                previous = width
-            self.features = nn.Sequential(*layers)
-            self.dropout = nn.Dropout(dropout)
-            self.classifier = nn.Linear(previous, n_classes)
-
-        def embed(self, x):
-            return self.features(x).mean(dim=(2, 3))
-
-        def forward(self, x):
-            return self.classifier(self.dropout(self.embed(x)))
-
-    return SmallCNN()
+    available = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if available else "cpu"
+    if not available or (":" in device and int(device[5:]) >= torch.cuda.device_count()):
+        raise ValueError(f"device={device!r} but torch sees {torch.cuda.device_count() if available else 'no'} "
+                         "CUDA device(s)")
+    return device
 
 
 def _pad_size(image_size: int) -> int:
-    return int(round(image_size * 9 / 8))
+    """Side of the stored images: about 9/8 of the input, larger by an even number of pixels."""
+    return int(image_size + 2 * round(image_size / 16))
 
 
 def _stack(images, size: int) -> np.ndarray:
@@ -129,31 +144,23 @@ def _check_images(images, name: str = "images") -> list:
 
 
 @contextlib.contextmanager
-def _reproducible(torch, seed: int, n_threads: int):
-    """Fork the global torch generator, seed it, force deterministic kernels and a thread count."""
+def _reproducible(torch, seed: int, n_threads: int, device: str):
+    """Fork the torch generators, seed them, force deterministic kernels and a thread count."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
+    cuda = device.startswith("cuda")
+    benchmark = torch.backends.cudnn.benchmark
+    with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         torch.manual_seed(seed)
         torch.set_num_threads(n_threads)
-        torch.use_deterministic_algorithms(True)
+        # CUDA: some kernels have no deterministic version (or need CUBLAS_WORKSPACE_CONFIG): warn, do not fail
+        torch.use_deterministic_algorithms(True, warn_only=cuda)
+        torch.backends.cudnn.benchmark = False
         try:
             yield
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic)
-
-
-def _augment(torch, batch, image_size: int, generator, jitter: float):
-    """Random crop, horizontal flip and brightness/contrast jitter of a (n, 1, pad, pad) batch in [0, 1]."""
-    n, pad = batch.shape[0], batch.shape[-1]
-    offsets = torch.randint(0, pad - image_size + 1, (n, 2), generator=generator).tolist()
-    crops = torch.stack([batch[i, :, r:r + image_size, c:c + image_size] for i, (r, c) in enumerate(offsets)])
-    flip = torch.rand(n, generator=generator) < 0.5
-    crops = torch.where(flip[:, None, None, None], crops.flip(-1), crops)
-    contrast = 1 + jitter * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)
-    brightness = jitter * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)
-    mean = crops.mean(dim=(1, 2, 3), keepdim=True)
-    return (crops - mean) * contrast + mean + brightness
+            torch.backends.cudnn.benchmark = benchmark
 
 
 def _centre(batch, image_size: int):
@@ -161,52 +168,102 @@ def _centre(batch, image_size: int):
     return batch[..., start:start + image_size, start:start + image_size]
 
 
+def _parameter_groups(model, weight_decay: float):
+    """Weight decay on convolution and linear weights only (not on biases and batch-norm parameters)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
 class CNNClassifier(ClassifierMixin, BaseEstimator):
-    """A small CNN trained from scratch (SimpleNet-style), as a scikit-learn classifier.
+    """A small CNN trained from scratch on grey images, as a scikit-learn classifier.
 
     Parameters
     ----------
-    epochs : int
-        Passes over the training images.
-    batch_size : int
-    lr : float
-        Peak learning rate of AdamW under a one-cycle schedule (Smith & Topin 2019).
-    weight_decay : float
-        Decoupled weight decay of AdamW (Loshchilov & Hutter 2019).
+    architecture : {'resnet', 'simple'}
+        See :func:`~classicvision.recognition.networks.build_network`.
+    channels : tuple of int
+        Width of each stage (ResNet) or block (SimpleNet).
+    blocks : int
+        Residual blocks per stage (ResNet).
     image_size : int
         Side of the square network input, in pixels.
-    channels : tuple of int
-        Channels of the convolution blocks (see :func:`build_network`).
     dropout : float
         Drop probability before the classifier.
+    epochs : int
+        Length of the learning-rate schedule; with ``max_seconds``, the most epochs run.
+    max_seconds : float or None
+        Time budget of ``fit`` in seconds (pre-processing included); the epoch count is chosen
+        after the second epoch (see the module docstring). None: exactly ``epochs``.
+    batch_size : int
+    optimizer : {'sgd', 'adamw'}
+        SGD with Nesterov momentum ``momentum``, or AdamW.
+    lr : float
+        Peak learning rate.
+    momentum : float
+        SGD momentum (ignored by AdamW).
+    weight_decay : float
+        Weight decay of the convolution and linear weights (decoupled with AdamW).
+    schedule : {'cosine', 'constant'}
+        Cosine decay to 0 after the warm-up, or a constant ``lr`` (no warm-up).
+    warmup_epochs : int
+        Epochs of linear warm-up (cosine schedule); at least 1 with ``max_seconds``.
     label_smoothing : float
         Label smoothing of the cross-entropy loss (Szegedy et al. 2016).
+    mixup : float
+        Mixup's Beta(``mixup``, ``mixup``) parameter (Zhang et al. 2018); 0 turns it off.
+    crop_scale : (float, float) or None
+        Area range of the random resized crops, as fractions of the stored image; None: the
+        centred crop only (no random crop).
+    crop_ratio : (float, float)
+        Aspect-ratio range of the random crops.
+    rotation : float
+        Largest random rotation, in degrees.
     jitter : float
-        Largest brightness offset and relative contrast change of the augmentation.
-    flip_test : bool
-        Average the prediction over the image and its mirror.
+        Largest brightness offset and relative contrast change.
+    tta : {'none', 'flip', 'crops'}
+        Views averaged at prediction: the centred crop, plus its mirror, plus four corner crops
+        and their mirrors (:func:`~classicvision.recognition.augment.test_time_transforms`).
+        It is used only at prediction time, so it may be changed after ``fit``.
     val_fraction : float
-        Fraction of the training images held out (stratified) to report held-out accuracy per epoch;
-        0 trains on all of them.
+        Fraction of the training images held out (stratified) to report held-out accuracy (of the
+        centred crop) after each epoch; 0 trains on all of them.
+    device : str
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` (:func:`resolve_device`).
     n_threads : int
-        torch threads during fit and predict (fixed for reproducibility).
+        torch CPU threads during fit and predict (fixed for reproducibility).
     random_state : int or None
     progress : callable or None
         Called after each epoch as ``progress(epoch, epochs, record)`` with ``record`` a dict of
-        ``loss``, ``train_accuracy``, ``val_accuracy`` and ``seconds``.
+        ``loss``, ``train_accuracy``, ``val_accuracy``, ``lr`` and ``seconds``; ``epochs`` is the
+        planned count (before the plan of a budgeted run, the ``epochs`` parameter).
 
     Attributes
     ----------
     model_ : torch.nn.Module
+        The trained network, in eval mode, on ``device_``.
     classes_ : (n_classes,) array of the labels seen in ``fit``
     mean_, std_ : float
         Pixel statistics of the training images (fitting part only).
     held_out_ : (k,) int64 array
         Indices of the training images held out of fitting (stratified, ``val_fraction`` of each class).
+    epochs_ : int
+        Planned epochs (``epochs``, or the budget's plan).
+    stopped_early_ : bool
+        Whether the budget ended training before ``epochs_`` epochs.
+    device_ : str
+    n_features_ : int
+        Width of the features (``channels[-1]``).
     history_ : dict of lists
-        Per epoch: ``loss`` (mean training cross-entropy), ``train_accuracy`` (on the augmented
-        batches), ``val_accuracy`` (held-out part of the training split; NaN without one),
-        ``seconds``.
+        Per epoch: ``loss`` (mean training loss), ``train_accuracy`` (on the augmented batches),
+        ``val_accuracy`` (held-out part; NaN without one), ``lr`` (at the epoch's last step), ``seconds``.
+
+    References
+    ----------
+    He et al., "Deep residual learning for image recognition", CVPR 2016.
+    Szegedy et al., "Rethinking the Inception architecture for computer vision", CVPR 2016, §7.
+    Zhang et al., "mixup: beyond empirical risk minimization", ICLR 2018.
+    Loshchilov & Hutter, "SGDR", ICLR 2017; "Decoupled weight decay regularization", ICLR 2019.
 
     Examples
     --------
@@ -217,41 +274,78 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     (8,)
     """
 
-    def __init__(self, *, epochs=30, batch_size=64, lr=3e-3, weight_decay=5e-4, image_size=64,
-                 channels=(32, 64, 128, 256), dropout=0.3, label_smoothing=0.1, jitter=0.1, flip_test=True,
-                 val_fraction=0.1, n_threads=2, random_state=None, progress=None):
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.image_size = image_size
+    def __init__(self, *, architecture="resnet", channels=(32, 64, 128, 256), blocks=1, image_size=112, dropout=0.3,
+                 epochs=30, max_seconds=None, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
+                 weight_decay=5e-4, schedule="cosine", warmup_epochs=2, label_smoothing=0.1, mixup=0.0,
+                 crop_scale=(0.25, 1.0), crop_ratio=(3 / 4, 4 / 3), rotation=10.0, jitter=0.2, tta="flip",
+                 val_fraction=0.1, device="auto", n_threads=2, random_state=None, progress=None):
+        self.architecture = architecture
         self.channels = channels
+        self.blocks = blocks
+        self.image_size = image_size
         self.dropout = dropout
+        self.epochs = epochs
+        self.max_seconds = max_seconds
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
+        self.mixup = mixup
+        self.crop_scale = crop_scale
+        self.crop_ratio = crop_ratio
+        self.rotation = rotation
         self.jitter = jitter
-        self.flip_test = flip_test
+        self.tta = tta
         self.val_fraction = val_fraction
+        self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
         self.progress = progress
 
     def _validate(self):
-        for name in ("epochs", "batch_size", "image_size", "n_threads"):
+        for name in ("epochs", "batch_size", "image_size", "n_threads", "blocks"):
             check_scalar(getattr(self, name), name, kind=int, low=1)
+        check_scalar(self.warmup_epochs, "warmup_epochs", kind=int, low=0)
         check_scalar(self.lr, "lr", low=0, low_inclusive=False)
+        check_scalar(self.momentum, "momentum", low=0, high=1, high_inclusive=False)
         check_scalar(self.weight_decay, "weight_decay", low=0)
         check_scalar(self.val_fraction, "val_fraction", low=0, high=0.5)
         check_scalar(self.label_smoothing, "label_smoothing", low=0, high=1, high_inclusive=False)
+        check_scalar(self.mixup, "mixup", low=0)
         check_scalar(self.jitter, "jitter", low=0, high=1)
+        check_scalar(self.rotation, "rotation", low=0, high=180)
         check_scalar(self.dropout, "dropout", low=0, high=1, high_inclusive=False)
+        for name, choices in (("architecture", ARCHITECTURES), ("optimizer", _OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("tta", tuple(TTA_VIEWS))):
+            check_choice(getattr(self, name), name, choices)
+        if self.max_seconds is not None:
+            check_scalar(self.max_seconds, "max_seconds", low=0, low_inclusive=False)
+            if self.schedule == "cosine" and self.warmup_epochs < 1:
+                raise ValueError("max_seconds with schedule='cosine' needs warmup_epochs >= 1 (the first epoch must "
+                                 f"not depend on the planned length), got warmup_epochs={self.warmup_epochs}")
+        for name, value, high in (("crop_scale", self.crop_scale, 1.0), ("crop_ratio", self.crop_ratio, None)):
+            if value is None and name == "crop_scale":
+                continue
+            if not (isinstance(value, (tuple, list)) and len(value) == 2 and 0 < value[0] <= value[1]
+                    and (high is None or value[1] <= high)):
+                bound = f" <= {high}" if high else ""
+                raise ValueError(f"{name} must be a pair (low, high) with 0 < low <= high{bound}, got {value!r}")
+        if not isinstance(self.channels, (tuple, list)) or not self.channels:
+            raise ValueError(f"channels must be a non-empty tuple of integers, got {self.channels!r}")
         if self.image_size < 2 ** len(self.channels):
             raise ValueError(f"image_size must be at least {2 ** len(self.channels)} for {len(self.channels)} "
                              f"blocks, got {self.image_size}")
 
     def fit(self, images, y):
         """Train on ``images`` (list of 2-D float32 arrays, any sizes) with labels ``y`` ((n,) array)."""
+        start = time.perf_counter()
         torch = import_torch()
         self._validate()
+        device = resolve_device(self.device)
         images = _check_images(images)
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(images):
@@ -266,24 +360,42 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         stored = _stack(images, _pad_size(self.image_size))
         self.mean_ = float(stored[fit_idx].mean())
         self.std_ = float(stored[fit_idx].std()) or 1.0
-        with _reproducible(torch, seed, self.n_threads):
-            self.model_ = build_network(len(self.classes_), channels=tuple(self.channels), dropout=self.dropout)
-            self.model_ = self.model_.to(memory_format=torch.channels_last)
-            self._train(torch, stored, codes, fit_idx, val_idx, seed)
+        self.device_ = device
+        with _reproducible(torch, seed, self.n_threads, device):
+            self.model_ = build_network(len(self.classes_), architecture=self.architecture,
+                                        channels=tuple(self.channels), blocks=self.blocks, dropout=self.dropout)
+            self.model_ = self.model_.to(device=device, memory_format=torch.channels_last)
+            self._train(torch, stored, codes, fit_idx, val_idx, seed, start)
+        self.model_.eval()
         self.n_features_ = int(self.channels[-1])
         return self
 
-    def _train(self, torch, stored, codes, fit_idx, val_idx, seed):
-        generator = torch.Generator().manual_seed(seed)
-        train_x = torch.from_numpy(stored[fit_idx]).unsqueeze(1)
-        train_y = torch.from_numpy(codes[fit_idx].astype(np.int64))
+    def _train(self, torch, stored, codes, fit_idx, val_idx, seed, start):
+        generator = torch.Generator().manual_seed(seed)   # on the CPU whatever the device: the same draws
+        mix_rng = np.random.default_rng(seed + 1)
+        device = self.device_
+        train_x = torch.from_numpy(stored[fit_idx]).unsqueeze(1).to(device)
+        train_y = torch.from_numpy(codes[fit_idx].astype(np.int64)).to(device)
         steps = -(-len(fit_idx) // self.batch_size)
-        optimizer = torch.optim.AdamW(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=self.epochs * steps)
+        groups = _parameter_groups(self.model_, self.weight_decay)
+        if self.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, nesterov=self.momentum > 0)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.lr)
         loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
-        self.history_ = {"loss": [], "train_accuracy": [], "val_accuracy": [], "seconds": []}
-        for epoch in range(self.epochs):
-            start = time.perf_counter()
+        self.epochs_, self.stopped_early_ = int(self.epochs), False
+        self.history_ = {"loss": [], "train_accuracy": [], "val_accuracy": [], "lr": [], "seconds": []}
+        epoch, step, lr = 0, 0, float(self.lr)
+        plan_after = self._plan_after()
+        while epoch < self.epochs_:
+            if epoch >= plan_after and self.max_seconds is not None:
+                elapsed = time.perf_counter() - start
+                if elapsed + np.mean(self.history_["seconds"][min(epoch - 1, 1):]) > self.max_seconds:
+                    self.stopped_early_ = True
+                    logger.warning("time budget: stopping after %d of %d epochs (%.0f s of %.0f)", epoch,
+                                   self.epochs_, elapsed, self.max_seconds)
+                    break
+            epoch_start = time.perf_counter()
             self.model_.train()
             order = torch.randperm(len(fit_idx), generator=generator)
             total_loss, correct = 0.0, 0
@@ -291,84 +403,129 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 idx = order[s * self.batch_size:(s + 1) * self.batch_size]
                 if len(idx) < 2:  # batch norm needs two samples
                     continue
-                batch = _augment(torch, train_x[idx], self.image_size, generator, self.jitter)
+                lr = learning_rate(step, self.epochs_ * steps, peak=self.lr, warmup_steps=self.warmup_epochs * steps,
+                                   schedule=self.schedule)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                idx_device = idx.to(device)
+                batch = augment_batch(train_x[idx_device], self.image_size, generator, scale=self.crop_scale,
+                                      ratio=tuple(self.crop_ratio), rotation=self.rotation, jitter=self.jitter)
                 batch = ((batch - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
-                logits = self.model_(batch)
-                loss = loss_fn(logits, train_y[idx])
+                target = train_y[idx_device]
+                if self.mixup > 0:
+                    lam = float(mix_rng.beta(self.mixup, self.mixup))
+                    partner = torch.randperm(len(idx), generator=generator).to(device)
+                    batch = lam * batch + (1 - lam) * batch[partner]
+                    logits = self.model_(batch)
+                    loss = lam * loss_fn(logits, target) + (1 - lam) * loss_fn(logits, target[partner])
+                else:
+                    logits = self.model_(batch)
+                    loss = loss_fn(logits, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                schedule.step()
+                step += 1
                 total_loss += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == train_y[idx]).sum())
+                correct += int((logits.argmax(1) == target).sum())
             val = float("nan")
             if len(val_idx):
-                val = float(np.mean(self._predict_codes(torch, stored[val_idx]) == codes[val_idx]))
+                proba, _ = self._outputs(torch, stored[val_idx], "none")
+                val = float(np.mean(proba.argmax(1) == codes[val_idx]))
             record = {"loss": total_loss / len(fit_idx), "train_accuracy": correct / len(fit_idx),
-                      "val_accuracy": val, "seconds": time.perf_counter() - start}
+                      "val_accuracy": val, "lr": lr, "seconds": time.perf_counter() - epoch_start}
             for key, value in record.items():
                 self.history_[key].append(value)
-            logger.info("epoch %d/%d %s", epoch + 1, self.epochs, record)
+            epoch += 1
+            if epoch == plan_after and self.max_seconds is not None:
+                self.epochs_ = plan_epochs(self.max_seconds, time.perf_counter() - start, record["seconds"],
+                                           self.epochs, epochs_done=epoch)
+                logger.info("time budget %.0f s: %d epochs planned after epoch %d (%.1f s)", self.max_seconds,
+                            self.epochs_, epoch, record["seconds"])
+            logger.info("epoch %d/%d %s", epoch, self.epochs_, record)
             if self.progress is not None:
-                self.progress(epoch + 1, self.epochs, record)
+                self.progress(epoch, self.epochs_, record)
 
-    def _forward(self, torch, stored, what: str):
-        """Logits-softmax or embeddings of pre-resized (n, pad, pad) images, in batches."""
+    def _plan_after(self) -> int:
+        """The epoch after which a budgeted run fixes its length: the second (the first pays for set-up),
+        or the first when the warm-up lasts one epoch only (the second epoch's rates depend on the length)."""
+        return 1 if (self.schedule == "cosine" and self.warmup_epochs == 1) else 2
+
+    def _outputs(self, torch, stored, tta: str):
+        """Softmax (n, n_classes) and features (n, F), averaged over the views of ``tta``, of stored images."""
         self.model_.eval()
-        outputs = []
+        views = test_time_transforms(tta, base_scale=self.image_size / stored.shape[-1])
+        probas, features = [], []
         threads = torch.get_num_threads()
         torch.set_num_threads(self.n_threads)
         try:
             with torch.inference_mode():
-                for s in range(0, len(stored), 256):
-                    batch = _centre(torch.from_numpy(stored[s:s + 256]).unsqueeze(1), self.image_size)
-                    batch = ((batch - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
-                    views = [batch, batch.flip(-1)] if self.flip_test else [batch]
-                    if what == "embed":
-                        out = sum(self.model_.embed(v) for v in views) / len(views)
-                    else:
-                        out = sum(torch.softmax(self.model_(v), 1) for v in views) / len(views)
-                    outputs.append(out.numpy())
+                for s in range(0, len(stored), _BATCH):
+                    batch = torch.from_numpy(stored[s:s + _BATCH]).unsqueeze(1).to(self.device_)
+                    proba, embedded = 0, 0
+                    for v in range(len(views)):
+                        if v == 0:  # the centred crop, exactly
+                            view = _centre(batch, self.image_size)
+                        elif v == 1:  # its mirror
+                            view = _centre(batch, self.image_size).flip(-1)
+                        else:
+                            view = warp_batch(batch, views[v:v + 1].expand(len(batch), 2, 3), self.image_size)
+                        view = ((view - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
+                        e = self.model_.embed(view)
+                        proba = proba + torch.softmax(self.model_.classifier(e), 1)
+                        embedded = embedded + e
+                    probas.append((proba / len(views)).float().cpu().numpy())
+                    features.append((embedded / len(views)).float().cpu().numpy())
         finally:
             torch.set_num_threads(threads)
-        width = self.channels[-1] if what == "embed" else len(self.classes_)
-        return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, width), np.float32)
+        if not probas:
+            return np.zeros((0, len(self.classes_)), np.float32), np.zeros((0, self.n_features_), np.float32)
+        return np.concatenate(probas), np.concatenate(features)
 
-    def _predict_codes(self, torch, stored):
-        return self._forward(torch, stored, "proba").argmax(1)
+    def predict_proba_and_features(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """``predict_proba`` and ``transform`` from one pass over the views: ((n, n_classes), (n, F)) float32."""
+        check_is_fitted(self, "model_")
+        check_choice(self.tta, "tta", tuple(TTA_VIEWS))
+        stored = _stack(_check_images(images), _pad_size(self.image_size))
+        return self._outputs(import_torch(), stored, self.tta)
 
     def predict_proba(self, images) -> np.ndarray:
         """(n, n_classes) float32 class probabilities, columns in the order of ``classes_``."""
-        check_is_fitted(self, "model_")
-        stored = _stack(_check_images(images), _pad_size(self.image_size))
-        return self._forward(import_torch(), stored, "proba")
+        return self.predict_proba_and_features(images)[0]
 
     def predict(self, images) -> np.ndarray:
         """(n,) predicted labels (int64 when the labels are integers)."""
-        proba = self.predict_proba(images)
-        labels = self.classes_[proba.argmax(1)]
+        return self.labels(self.predict_proba(images))
+
+    def labels(self, proba) -> np.ndarray:
+        """The labels of the most probable class of each row of ``proba`` ((n, n_classes) array)."""
+        labels = self.classes_[np.asarray(proba).argmax(1)]
         return labels.astype(np.int64) if np.issubdtype(labels.dtype, np.integer) else labels
 
     def transform(self, images) -> np.ndarray:
-        """(n, channels[-1]) float32 penultimate-layer features."""
+        """(n, channels[-1]) float32 penultimate-layer features, averaged over the views of ``tta``."""
+        return self.predict_proba_and_features(images)[1]
+
+    def network_inputs(self, images, *, standardized: bool = False) -> np.ndarray:
+        """(n, image_size, image_size) float32: the centred crops the network sees (in [0, 1], or standardized)."""
         check_is_fitted(self, "model_")
-        stored = _stack(_check_images(images), _pad_size(self.image_size))
-        return self._forward(import_torch(), stored, "embed")
+        crops = _centre(_stack(_check_images(images), _pad_size(self.image_size)), self.image_size)
+        return np.ascontiguousarray((crops - self.mean_) / self.std_ if standardized else crops, dtype=np.float32)
 
     def save_weights(self, path) -> Path:
         """Write the state_dict to ``path`` (torch.save) and settings/statistics to ``path.json``.
 
-        Returns the path of the weights file. Load with :func:`load_weights` (``weights_only=True``).
+        Returns the path of the weights file. Load with :func:`load_weights` (``weights_only=True``:
+        tensors only, no pickled code).
         """
         check_is_fitted(self, "model_")
         torch = import_torch()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.model_.state_dict(), path)
-        settings = {"classes": self.classes_.tolist(), "mean": self.mean_, "std": self.std_,
-                    "image_size": int(self.image_size), "channels": [int(c) for c in self.channels],
-                    "dropout": float(self.dropout), "flip_test": bool(self.flip_test),
-                    "n_threads": int(self.n_threads)}
+        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path)
+        settings = {"format": 2, "classes": self.classes_.tolist(), "mean": self.mean_, "std": self.std_,
+                    "architecture": self.architecture, "image_size": int(self.image_size),
+                    "channels": [int(c) for c in self.channels], "blocks": int(self.blocks),
+                    "dropout": float(self.dropout), "tta": self.tta, "n_threads": int(self.n_threads)}
         _side_file(path).write_text(json.dumps(settings, indent=2))
         return path
 
@@ -377,22 +534,42 @@ def _side_file(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def load_weights(path) -> CNNClassifier:
-    """A fitted :class:`CNNClassifier` from :meth:`CNNClassifier.save_weights` files (``weights_only=True``)."""
+def load_weights(path, *, device: str = "cpu") -> CNNClassifier:
+    """A fitted :class:`CNNClassifier` from :meth:`CNNClassifier.save_weights` files.
+
+    The tensors are read with ``torch.load(weights_only=True)`` (no pickled code runs) and the
+    architecture from the JSON side file; files written before the ResNet (no ``architecture``
+    key) hold the SimpleNet, whose ``flip_test`` becomes ``tta='flip'`` or ``'none'``.
+
+    Parameters
+    ----------
+    path : path
+        The weights file; ``path.json`` must be beside it.
+    device : str
+        Where the network goes (:func:`resolve_device`).
+
+    Returns
+    -------
+    CNNClassifier
+        Fitted (``predict``, ``transform`` work); the training parameters keep their defaults.
+    """
     torch = import_torch()
     path = Path(path)
     if not path.is_file() or not _side_file(path).is_file():
         raise FileNotFoundError(f"weights not found: need {path} and {_side_file(path)}")
     settings = json.loads(_side_file(path).read_text())
-    clf = CNNClassifier(image_size=settings["image_size"], channels=tuple(settings["channels"]),
-                        dropout=settings["dropout"], flip_test=settings["flip_test"],
-                        n_threads=settings["n_threads"])
+    tta = settings.get("tta", "flip" if settings.get("flip_test", True) else "none")
+    clf = CNNClassifier(architecture=settings.get("architecture", "simple"), image_size=settings["image_size"],
+                        channels=tuple(settings["channels"]), blocks=settings.get("blocks", 1),
+                        dropout=settings["dropout"], tta=tta, n_threads=settings["n_threads"], device=device)
     clf.classes_ = np.asarray(settings["classes"])
     clf.mean_, clf.std_ = settings["mean"], settings["std"]
     clf.n_features_ = int(settings["channels"][-1])
-    model = build_network(len(clf.classes_), channels=clf.channels, dropout=clf.dropout)
+    clf.device_ = resolve_device(device)
+    model = build_network(len(clf.classes_), architecture=clf.architecture, channels=clf.channels,
+                          blocks=clf.blocks, dropout=clf.dropout)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    clf.model_ = model.to(memory_format=torch.channels_last).eval()
+    clf.model_ = model.to(device=clf.device_, memory_format=torch.channels_last).eval()
     return clf
 
 
