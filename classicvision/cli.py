@@ -99,7 +99,20 @@ def _bench_parser(sub) -> None:
             p.add_argument("--n-pca", type=int, default=None, help="PCA dimensions of the descriptors (default 80)")
             p.add_argument("--cache", help="features cache folder (default: no cache)")
         if name in ("cnn", "compare"):
-            p.add_argument("--epochs", type=int, default=None, help="training epochs")
+            p.add_argument("--epochs", type=int, default=None,
+                           help="training epochs (bench cnn: the most within the time budget; default 100)")
+        if name == "cnn":
+            p.add_argument("--device", default=None, metavar="auto|cpu|cuda[:N]",
+                           help="where the network runs: auto (default) takes CUDA when torch sees a GPU, else the CPU")
+            p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                           help="budget of the whole run in seconds (default 870); training takes what reading, "
+                                "prediction and the SVM leave, and chooses its epochs after the first; 0: no budget, "
+                                "exactly --epochs")
+            p.add_argument("--threads", default=None, metavar="N|auto",
+                           help="torch threads (default auto: the faster of 1 and 2 on a short probe)")
+            p.add_argument("--image-size", type=int, default=None, help="network input side in pixels (default 112)")
+            p.add_argument("--tta", choices=("none", "flip", "crops"), default=None,
+                           help="test-time views: centre crop, + mirror (default), + four corner crops and mirrors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,9 +276,15 @@ def _run_bench(args) -> int:
     data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca"):
+    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "device", "image_size", "tta"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
+    if getattr(args, "max_seconds", None) is not None:
+        options["max_seconds"] = args.max_seconds or None
+    if getattr(args, "threads", None) is not None:
+        if args.threads != "auto" and not args.threads.isdigit():
+            raise CommandError(f"--threads must be a positive integer or auto, got {args.threads!r}")
+        options["n_threads"] = args.threads if args.threads == "auto" else int(args.threads)
     if getattr(args, "cache", None):
         options["cache"] = Path(args.cache)
     if args.bench == "bovw" and args.scheduler is not None:
