@@ -49,6 +49,10 @@ def calls(monkeypatch):
      {"n_components": 64, "n_pca": 40, "encoding": "vlad", "cache": Path("C"), "random_state": 0}),
     (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
+    (["bench", "cnn", "--device", "cpu", "--max-seconds", "600", "--threads", "auto", "--image-size", "96",
+      "--tta", "crops"], "cnn",
+     {"device": "cpu", "max_seconds": 600.0, "n_threads": "auto", "image_size": 96, "tta": "crops"}),
+    (["bench", "cnn", "--max-seconds", "0", "--threads", "2"], "cnn", {"max_seconds": None, "n_threads": 2}),
     (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
 ])
 def test_arguments_are_forwarded(capsys, tmp_path, data_root, calls, argv, name, expected):
@@ -79,6 +83,15 @@ def test_data_may_name_the_dataset_or_come_from_the_environment(capsys, tmp_path
     monkeypatch.setenv("CLASSICVISION_DATA", str(data_root))
     assert main(["bench", "cnn", "--out", str(tmp_path)]) == 0
     assert [data for _, data, _ in calls] == [data_root / "scene15"] * 2
+
+
+def test_bench_cnn_defaults_are_the_runners_and_bad_threads_is_one_line(capsys, tmp_path, data_root, calls):
+    assert main(["bench", "cnn", "--data", str(data_root), "--out", str(tmp_path)]) == 0
+    (_, _, options), = calls
+    assert not {"device", "max_seconds", "n_threads", "image_size", "tta"} & set(options)  # run_cnn's defaults
+    code = main(["bench", "cnn", "--data", str(data_root), "--threads", "many"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--threads must be a positive integer or auto" in err
 
 
 def test_a_folder_without_the_dataset_is_one_line(capsys, tmp_path, calls):

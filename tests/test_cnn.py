@@ -14,7 +14,17 @@ torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
-from classicvision.recognition.cnn import CNNClassifier, CNNFeatures, _stack, build_network, load_weights  # noqa: E402
+from classicvision.recognition import augment, cnn  # noqa: E402
+from classicvision.recognition.cam import feature_maps, grad_cam  # noqa: E402
+from classicvision.recognition.cnn import (  # noqa: E402
+    CNNClassifier,
+    CNNFeatures,
+    _stack,
+    build_network,
+    load_weights,
+    resolve_device,
+)
+from classicvision.recognition.schedule import learning_rate, plan_epochs  # noqa: E402
 
 SMALL = dict(image_size=16, channels=(8, 16), batch_size=16, lr=0.05, val_fraction=0, label_smoothing=0.0, n_threads=1)
 
@@ -53,12 +63,26 @@ def fitted(toy):
     return CNNClassifier(epochs=6, random_state=0, **SMALL).fit(images, labels)
 
 
-def test_network_output_shapes():
-    net = build_network(15, channels=(32, 64, 128, 256))
+@pytest.mark.parametrize("architecture", ["resnet", "simple"])
+def test_network_output_shapes(architecture):
+    net = build_network(15, architecture=architecture, channels=(32, 64, 128, 256))
     x = torch.zeros(3, 1, 64, 64)
     assert tuple(net(x).shape) == (3, 15)
     assert tuple(net.embed(x).shape) == (3, 256)
-    assert tuple(build_network(2, channels=(4,))(torch.zeros(1, 1, 8, 8)).shape) == (1, 2)
+    maps = net.feature_maps(x)
+    assert tuple(maps[-1].shape) == (3, 256, 4, 4)  # 64 / 2**4 either way
+    assert len(maps) == (5 if architecture == "resnet" else 4)  # the ResNet's stem, then one map per stage
+    torch.testing.assert_close(net.embed(x), maps[-1].mean(dim=(2, 3)))
+    assert tuple(build_network(2, architecture=architecture, channels=(4,))(torch.zeros(1, 1, 8, 8)).shape) == (1, 2)
+
+
+def test_resnet_blocks_start_as_identity_and_errors():
+    net = build_network(3, channels=(4, 8), blocks=2)
+    assert len(net.stages[0]) == 2 and all(float(b.bn2.weight.detach().abs().sum()) == 0 for s in net.stages for b in s)
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_network(3, architecture="vgg")
+    with pytest.raises(ValueError, match="blocks must be >= 1"):
+        build_network(3, blocks=0)
 
 
 def test_learns_separable_toy_set(toy, fitted):
@@ -77,11 +101,11 @@ def test_learns_separable_toy_set(toy, fitted):
 def test_held_out_accuracy_is_reported(toy):
     (images, labels), _ = toy
     clf = CNNClassifier(epochs=2, random_state=0, **{**SMALL, "val_fraction": 0.2}).fit(images, labels)
-    assert set(clf.history_) >= {"loss", "train_accuracy", "val_accuracy", "seconds"}
-    # the last epoch's held-out accuracy is the final model's accuracy on the held-out images
+    assert set(clf.history_) >= {"loss", "train_accuracy", "val_accuracy", "lr", "seconds"}
+    # the last epoch's held-out accuracy is the final model's accuracy on the held-out images (centred crop)
     held = clf.held_out_
     assert len(held) == 12 and np.bincount(labels[held]).tolist() == [4, 4, 4]
-    expected = np.mean(clf.predict([images[i] for i in held]) == labels[held])
+    expected = np.mean(clf.set_params(tta="none").predict([images[i] for i in held]) == labels[held])
     assert clf.history_["val_accuracy"][-1] == pytest.approx(expected)
 
 
@@ -186,6 +210,207 @@ def test_import_without_torch_gives_install_hint():
     assert "pip install classicvision[cnn]" in result.stdout
 
 
+def test_same_random_state_reproduces_with_two_threads_and_mixup(toy):
+    (images, labels), _ = toy
+    options = {**SMALL, "n_threads": 2, "mixup": 0.4, "epochs": 2}
+    first, again = (CNNClassifier(random_state=3, **options).fit(images, labels) for _ in range(2))
+    for (name, a), b in zip(first.model_.state_dict().items(), again.model_.state_dict().values()):
+        assert torch.equal(a, b), name
+    plain = CNNClassifier(random_state=3, **{**options, "mixup": 0.0}).fit(images, labels)
+    assert not torch.equal(plain.model_.classifier.weight, first.model_.classifier.weight)
+
+
+def test_legacy_simple_network_round_trip(tmp_path, toy):
+    (images, labels), (test_images, _) = toy
+    clf = CNNClassifier(epochs=1, random_state=0, architecture="simple", **SMALL).fit(images, labels)
+    path = clf.save_weights(tmp_path / "simple.pt")
+    settings = json.loads((tmp_path / "simple.pt.json").read_text())
+    assert settings["architecture"] == "simple" and settings["tta"] == "flip"
+    np.testing.assert_array_equal(load_weights(path).predict_proba(test_images), clf.predict_proba(test_images))
+    # a side file written before the ResNet: no architecture (the SimpleNet), flip_test instead of tta
+    for key in ("architecture", "blocks", "tta", "format"):
+        del settings[key]
+    (tmp_path / "simple.pt.json").write_text(json.dumps({**settings, "flip_test": False}))
+    old = load_weights(path)
+    assert old.architecture == "simple" and old.tta == "none"
+    np.testing.assert_array_equal(old.predict_proba(test_images), clf.set_params(tta="none").predict_proba(test_images))
+
+
+def test_device_auto_is_the_cpu_here(toy):
+    assert resolve_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(ValueError, match="sees no CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+    (images, labels), _ = toy
+    clf = CNNClassifier(epochs=1, random_state=0, device="auto", **SMALL).fit(images, labels)
+    assert clf.device_ == resolve_device("auto") and next(clf.model_.parameters()).device.type == clf.device_
+
+
+# ---------------------------------------------------------------------------------------- augmentation
+def test_flip_really_flips_and_centre_crop_is_exact():
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand(16, 1, 18, 18)
+    centre = batch[..., 1:17, 1:17]
+    transforms = augment.random_crop_transforms(16, generator, scale=None, rotation=0, base_scale=16 / 18)
+    out = augment.warp_batch(batch, transforms, 16)
+    mirrored = transforms[:, 0, 0] < 0
+    assert 0 < int(mirrored.sum()) < 16  # both kinds drawn
+    torch.testing.assert_close(out[~mirrored], centre[~mirrored], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[mirrored], centre[mirrored].flip(-1), atol=1e-5, rtol=0)
+    identity = augment.test_time_transforms("none").expand(16, 2, 3)
+    torch.testing.assert_close(augment.warp_batch(batch, identity, 18), batch, atol=1e-5, rtol=0)
+
+
+def test_random_crops_keep_shape_range_and_follow_the_generator():
+    batch = torch.rand(8, 1, 40, 40)
+    draw = lambda seed, **kw: augment.augment_batch(batch, 32, torch.Generator().manual_seed(seed), **kw)  # noqa: E731
+    out = draw(0, jitter=0.0)
+    assert out.shape == (8, 1, 32, 32) and out.dtype == torch.float32
+    assert float(out.min()) >= float(batch.min()) - 1e-6 and float(out.max()) <= float(batch.max()) + 1e-6
+    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
+    transforms = augment.random_crop_transforms(1000, torch.Generator().manual_seed(0), scale=(0.25, 1.0),
+                                                rotation=0, flip=False)
+    side_x, side_y, cx, cy = transforms[:, 0, 0], transforms[:, 1, 1], transforms[:, 0, 2], transforms[:, 1, 2]
+    area = side_x * side_y
+    assert float(area.min()) >= 0.25 - 1e-6 and float(area.max()) <= 1 + 1e-6
+    assert bool(((cx.abs() + side_x) <= 1 + 1e-6).all() and ((cy.abs() + side_y) <= 1 + 1e-6).all())  # inside
+    jittered = augment.jitter_batch(torch.full((4, 1, 5, 5), 0.5), torch.Generator().manual_seed(0), 0.2)
+    assert float((jittered - 0.5).abs().max()) <= 0.2 + 1e-6  # a flat image only moves by the brightness
+
+
+def test_test_time_views():
+    assert [len(augment.test_time_transforms(t)) for t in ("none", "flip", "crops")] == [1, 2, 10]
+    views = augment.test_time_transforms("crops", base_scale=0.9)
+    torch.testing.assert_close(views[0], torch.tensor([[0.9, 0, 0], [0, 0.9, 0]]))
+    torch.testing.assert_close(views[1], torch.tensor([[-0.9, 0, 0], [0, 0.9, 0]]))
+    corners = views[2:]
+    assert bool((corners[:, 0, 2].abs() + corners[:, 1, 1] <= 1 + 1e-6).all())
+    assert sorted({(float(x), float(y)) for x, y in corners[:, :, 2].tolist()}) == [(-0.25, -0.25), (-0.25, 0.25),
+                                                                                     (0.25, -0.25), (0.25, 0.25)]
+    with pytest.raises(ValueError, match="tta must be one of"):
+        augment.test_time_transforms("five")
+
+
+def test_tta_averages_the_softmax_of_the_views(toy, fitted):
+    _, (test_images, _) = toy
+    x = torch.from_numpy(fitted.network_inputs(test_images, standardized=True)).unsqueeze(1)
+    with torch.inference_mode():
+        centre, mirror = (torch.softmax(fitted.model_(v), 1).numpy() for v in (x, x.flip(-1)))
+        embedded = ((fitted.model_.embed(x) + fitted.model_.embed(x.flip(-1))) / 2).numpy()
+    clf = clone(fitted)  # same parameters, then the fitted state
+    clf.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    np.testing.assert_allclose(clf.set_params(tta="none").predict_proba(test_images), centre, atol=1e-6)
+    proba, features = clf.set_params(tta="flip").predict_proba_and_features(test_images)
+    np.testing.assert_allclose(proba, (centre + mirror) / 2, atol=1e-6)
+    np.testing.assert_allclose(features, embedded, atol=1e-5)
+    crops = clf.set_params(tta="crops").predict_proba(test_images)
+    assert crops.shape == (30, 3) and crops.dtype == np.float32
+    np.testing.assert_allclose(crops.sum(1), 1, atol=1e-5)
+    assert not np.allclose(crops, proba)
+
+
+# ---------------------------------------------------------------------------------------- schedule and budget
+def test_learning_rate_schedule():
+    rates = [learning_rate(s, 100, peak=0.1, warmup_steps=10) for s in range(100)]
+    assert rates[:10] == pytest.approx([0.01 * (s + 1) for s in range(10)])
+    assert rates[10] == pytest.approx(0.1) and rates[55] == pytest.approx(0.05) and 0 < rates[-1] < 1e-3
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    # the warm-up does not depend on the run's length: what a budgeted run relies on
+    assert [learning_rate(s, 30, peak=0.1, warmup_steps=10) for s in range(10)] == rates[:10]
+    assert {learning_rate(s, 100, peak=0.1, warmup_steps=10, schedule="constant") for s in range(100)} == {0.1}
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        learning_rate(0, 10, peak=0.1, schedule="step")
+    assert plan_epochs(100, elapsed=20, epoch_seconds=8, max_epochs=50, epochs_done=2) == 12
+    assert plan_epochs(100, elapsed=120, epoch_seconds=8, max_epochs=50, epochs_done=2) == 2
+
+
+class _Clock:
+    """A fake ``time`` for the cnn module: the clock moves only when a batch is augmented, by
+    ``seconds_per_image`` (a function of the batch number) per image, as if that were the throughput."""
+
+    def __init__(self, seconds_per_image):
+        self.now, self.batches, self.seconds_per_image = 0.0, 0, seconds_per_image
+
+    def perf_counter(self):
+        return self.now
+
+    def augment(self, batch, *args, **kwargs):
+        self.now += self.seconds_per_image(self.batches) * batch.shape[0]
+        self.batches += 1
+        return augment.augment_batch(batch, *args, **kwargs)
+
+
+def _budgeted(monkeypatch, toy, seconds_per_image, **options):
+    (images, labels), _ = toy
+    clock = _Clock(seconds_per_image)
+    monkeypatch.setattr(cnn, "time", clock)
+    monkeypatch.setattr(cnn, "augment_batch", clock.augment)
+    clf = CNNClassifier(random_state=0, **{**SMALL, "epochs": 50, **options}).fit(images, labels)
+    monkeypatch.undo()
+    return clf
+
+
+def test_budget_chooses_the_epochs_from_the_measured_throughput(monkeypatch, toy):
+    # 60 images at 0.1 s each: 6 s per epoch; after epoch 2 (12 s), 28 s are left: 4 more epochs
+    clf = _budgeted(monkeypatch, toy, lambda batch: 0.1, max_seconds=40.0)
+    assert clf.epochs_ == 6 and len(clf.history_["loss"]) == 6 and not clf.stopped_early_
+    assert clf.history_["seconds"] == pytest.approx([6.0] * 6)
+    # and it trained exactly as the same number of epochs without a budget does
+    (images, labels), _ = toy
+    fixed = CNNClassifier(random_state=0, **{**SMALL, "epochs": 6}).fit(images, labels)
+    for (name, a), b in zip(fixed.model_.state_dict().items(), clf.model_.state_dict().values()):
+        assert torch.equal(a, b), name
+    # a one-epoch warm-up plans after the first epoch: 1 + floor((40 - 6) / 6) = 6
+    assert _budgeted(monkeypatch, toy, lambda batch: 0.1, max_seconds=40.0, warmup_epochs=1).epochs_ == 6
+    assert _budgeted(monkeypatch, toy, lambda batch: 0.1, max_seconds=400.0).epochs_ == 50  # the cap
+
+
+def test_budget_stops_when_epochs_slow_down(monkeypatch, toy):
+    # 4 batches per epoch; from epoch 3 on each image costs twice as much (12 s per epoch): the plan
+    # (6 epochs) no longer fits, and training stops before the epoch that would end past 40 s
+    clf = _budgeted(monkeypatch, toy, lambda batch: 0.1 if batch < 8 else 0.2, max_seconds=40.0)
+    assert clf.epochs_ == 6 and clf.stopped_early_
+    assert clf.history_["seconds"] == pytest.approx([6.0, 6.0, 12.0, 12.0])  # 36 s; a fifth would end at 48
+    with pytest.raises(ValueError, match="needs warmup_epochs >= 1"):
+        CNNClassifier(max_seconds=10.0, warmup_epochs=0, **SMALL).fit(*toy[0])
+
+
+# ---------------------------------------------------------------------------------------- Grad-CAM
+def test_grad_cam_is_the_class_activation_map_over_hw(toy, fitted):
+    # the head is average pooling then one linear layer, so alpha_k = W[c, k] / (h w) (Zhou et al. 2016)
+    _, (test_images, test_labels) = toy
+    images = test_images[:6]
+    maps = grad_cam(fitted, images, target=test_labels[:6])
+    assert maps.shape == (6, 16, 16) and maps.dtype == np.float32 and (maps >= 0).all() and maps.max() > 0
+    last = feature_maps(fitted, images)[-1]                          # (6, 16, 4, 4)
+    weights = fitted.model_.classifier.weight.detach().numpy()[test_labels[:6]]  # (6, 16)
+    cam = np.maximum(np.einsum("nk,nkij->nij", weights, last) / (last.shape[2] * last.shape[3]), 0)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(cam)[:, None], size=(16, 16), mode="bilinear",
+                                               align_corners=False)[:, 0].numpy()
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)
+    # no target: the class predicted from the centred crop; one label for all; unknown labels refused
+    predicted = fitted.set_params(tta="none").predict(images)
+    np.testing.assert_allclose(grad_cam(fitted, images), grad_cam(fitted, images, target=predicted), atol=1e-6)
+    assert grad_cam(fitted, images, target=2).shape == (6, 16, 16)
+    assert grad_cam(fitted, [], target=None).shape == (0, 16, 16)
+    with pytest.raises(ValueError, match="target must be labels"):
+        grad_cam(fitted, images, target=7)
+    with pytest.raises(NotFittedError):
+        grad_cam(CNNClassifier(), images)
+
+
+def test_feature_maps_follow_the_network(fitted, toy):
+    _, (test_images, _) = toy
+    maps = feature_maps(fitted, test_images[:2])
+    assert [m.shape for m in maps] == [(2, 8, 8, 8), (2, 8, 8, 8), (2, 16, 4, 4)]
+    assert all(m.dtype == np.float32 for m in maps)
+    np.testing.assert_allclose(maps[-1].mean(axis=(2, 3)), fitted.set_params(tta="none").transform(test_images[:2]),
+                               atol=1e-5)
+
+
 TINY_CNN = dict(image_size=16, channels=(4, 8), val_fraction=0.2, n_threads=1)
 
 
@@ -232,6 +457,26 @@ def test_run_cnn_on_a_tiny_folder(tmp_path, tiny_folder):
     saved = json.loads((out / "results.json").read_text())
     assert saved["n_test"] == 9 and saved["confusion_matrix"] == results["confusion_matrix"]
     assert "training curves" in (out / "report.md").read_text()
+    settings = results["settings"]
+    assert settings["device"] == resolve_device("auto") and settings["n_threads"] == 1
+    assert settings["epochs"] == settings["epochs_planned"] == settings["max_epochs"] == 2
+    assert not settings["stopped_early"] and results["budget"]["max_seconds"] == 870.0
+    assert 0 < results["budget"]["train_max_seconds"] < 870.0
+
+
+def test_run_cnn_threads_budget_and_ablation(tmp_path, tiny_folder):
+    from classicvision.experiments.cnn import run_cnn
+
+    ablation = tmp_path / "cnn_ablation.md"
+    ablation.write_text("# CNN ablation\n\n| variant | validation |\n| --- | --- |\n| default | 50% |\n")
+    results = run_cnn(tiny_folder, epochs=1, out=tmp_path / "out", progress=False, max_seconds=None,
+                      n_threads="auto", ablation=ablation, **{k: v for k, v in TINY_CNN.items() if k != "n_threads"})
+    assert results["settings"]["n_threads"] in (1, 2) and results["budget"]["train_max_seconds"] is None
+    assert set(results["budget"]["probe_seconds_per_training_image"]) == {1, 2}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "No time budget: 1 epochs." in report and "| default | 50% |" in report and "## Ablation" in report
+    with pytest.raises(ValueError, match="leaves no time to train"):
+        run_cnn(tiny_folder, epochs=1, progress=False, max_seconds=1.0, **TINY_CNN)
 
 
 def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
