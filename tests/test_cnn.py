@@ -65,12 +65,12 @@ def fitted(toy):
 
 @pytest.mark.parametrize("architecture", ["resnet", "simple"])
 def test_network_output_shapes(architecture):
-    net = build_network(15, architecture=architecture, channels=(32, 64, 128, 256))
+    net = build_network(15, architecture=architecture, channels=(8, 16, 32, 64))
     x = torch.zeros(3, 1, 64, 64)
     assert tuple(net(x).shape) == (3, 15)
-    assert tuple(net.embed(x).shape) == (3, 256)
+    assert tuple(net.embed(x).shape) == (3, 64)
     maps = net.feature_maps(x)
-    assert tuple(maps[-1].shape) == (3, 256, 4, 4)  # 64 / 2**4 either way
+    assert tuple(maps[-1].shape) == (3, 64, 4, 4)  # 64 / 2**4 either way
     assert len(maps) == (5 if architecture == "resnet" else 4)  # the ResNet's stem, then one map per stage
     torch.testing.assert_close(net.embed(x), maps[-1].mean(dim=(2, 3)))
     assert tuple(build_network(2, architecture=architecture, channels=(4,))(torch.zeros(1, 1, 8, 8)).shape) == (1, 2)
@@ -374,6 +374,8 @@ def test_budget_stops_when_epochs_slow_down(monkeypatch, toy):
     clf = _budgeted(monkeypatch, toy, lambda batch: 0.1 if batch < 8 else 0.2, max_seconds=40.0)
     assert clf.epochs_ == 6 and clf.stopped_early_
     assert clf.history_["seconds"] == pytest.approx([6.0, 6.0, 12.0, 12.0])  # 36 s; a fifth would end at 48
+    short = _budgeted(monkeypatch, toy, lambda batch: 0.1, max_seconds=10.0)  # under two epochs: one
+    assert len(short.history_["loss"]) == 1 and short.stopped_early_ and short.epochs_ == 50
     with pytest.raises(ValueError, match="needs warmup_epochs >= 1"):
         CNNClassifier(max_seconds=10.0, warmup_epochs=0, **SMALL).fit(*toy[0])
 
@@ -469,6 +471,7 @@ def test_run_cnn_threads_budget_and_ablation(tmp_path, tiny_folder):
 
     ablation = tmp_path / "cnn_ablation.md"
     ablation.write_text("# CNN ablation\n\n| variant | validation |\n| --- | --- |\n| default | 50% |\n")
+    ablation.with_suffix(".json").write_text("{}")
     results = run_cnn(tiny_folder, epochs=1, out=tmp_path / "out", progress=False, max_seconds=None,
                       n_threads="auto", ablation=ablation, **{k: v for k, v in TINY_CNN.items() if k != "n_threads"})
     assert results["settings"]["n_threads"] in (1, 2) and results["budget"]["train_max_seconds"] is None

@@ -38,10 +38,10 @@ from .workers import check_writable_folder, guarded
 
 __all__ = ["run_cnn", "run_compare"]
 
-# The defaults of `classicvision bench cnn` (see run_cnn): a small ResNet on 112 px inputs, trained for what
-# the time budget allows (benchmarks/results/cnn_throughput.md: about 11 ms of one quiet core per training
-# image, so ~45 epochs of the 1500 images in 13 minutes on one thread), all 1500 training images used
-# (the settings were chosen by benchmarks/ablate_cnn.py on a validation split of train).
+#: The defaults of ``classicvision bench cnn`` (:func:`run_cnn`): a small ResNet on 112 px inputs, trained for
+#: what the time budget allows (``benchmarks/results/cnn_throughput.md``: about 11 ms of one core per training
+#: image, so ~45 epochs of the 1500 images in 13 minutes on one thread), all 1500 training images fitted; the
+#: choices are justified on a validation split of train by ``benchmarks/ablate_cnn.py``.
 CNN_DEFAULTS = dict(architecture="resnet", channels=(32, 64, 128, 256), blocks=1, image_size=112, dropout=0.3,
                     epochs=100, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
                     schedule="cosine", warmup_epochs=2, label_smoothing=0.1, mixup=0.0, crop_scale=(0.25, 1.0),
@@ -211,8 +211,9 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, max_s
     device : str
         ``'auto'`` (CUDA when torch sees it, else the CPU), ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
     ablation : path or None
-        A ``cnn_ablation.md`` of ``benchmarks/ablate_cnn.py`` to include in the report; default
-        ``benchmarks/results/cnn_ablation.md`` of this checkout when it exists.
+        A ``cnn_ablation.md`` of ``benchmarks/ablate_cnn.py`` to include in the report (when its
+        ``.json`` is beside it: the script writes both); default ``benchmarks/results/cnn_ablation.md``
+        of this checkout.
     **options
         Other :class:`~classicvision.recognition.cnn.CNNClassifier` parameters (``lr``, ``image_size``, ...).
 
@@ -368,7 +369,7 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
     lines += [f"| {i + 1} | {h['loss'][i]:.3f} | {h['train_accuracy'][i]:.3f} | {h['val_accuracy'][i]:.3f} | "
               f"{h['lr'][i]:.4f} | {h['seconds'][i]:.1f} |" for i in range(len(h["loss"]))]
     lines += ["", "![training curves](training_curves.png)"]
-    if ablation is not None and Path(ablation).is_file():
+    if ablation is not None and Path(ablation).is_file() and Path(ablation).with_suffix(".json").is_file():
         text = Path(ablation).read_text().splitlines()
         lines += ["", f"## Ablation (from `{Path(ablation).name}`)", ""]
         lines += [("#" + line) if line.startswith("#") else line for line in text[1:]]

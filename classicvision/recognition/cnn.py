@@ -30,9 +30,10 @@ epoch's duration (:func:`~classicvision.recognition.schedule.plan_epochs`); with
 warm-up, after the first, from its duration. Those epochs are warm-up, whose learning rates do
 not depend on the total, so a budgeted run trains exactly as ``epochs=epochs_`` without a budget
 would: record ``epochs_`` and pass it to reproduce the run. Should later epochs run slower (a
-loaded machine), training stops before an epoch that the mean epoch time so far says would end
-past ``max_seconds`` (``stopped_early_`` is then True, and the run is reproduced only on equally
-slow hardware).
+loaded machine, or a budget shorter than two epochs), training stops before an epoch that the
+mean epoch time so far (from the second epoch on, when there is one) says would end past
+``max_seconds`` (``stopped_early_`` is then True, and the run is reproduced only on equally slow
+hardware).
 
 Randomness comes only from ``random_state``: the global torch generator is forked (so user state
 is untouched), deterministic algorithms are on and the number of threads is fixed during ``fit``
@@ -388,7 +389,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         epoch, step, lr = 0, 0, float(self.lr)
         plan_after = self._plan_after()
         while epoch < self.epochs_:
-            if epoch >= plan_after and self.max_seconds is not None:
+            if epoch >= 1 and self.max_seconds is not None:
                 elapsed = time.perf_counter() - start
                 if elapsed + np.mean(self.history_["seconds"][min(epoch - 1, 1):]) > self.max_seconds:
                     self.stopped_early_ = True
