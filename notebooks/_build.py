@@ -2,8 +2,9 @@
 
 Usage::
 
-    python notebooks/_build.py            # write the four .ipynb files (without outputs)
+    python notebooks/_build.py            # write the .ipynb files (without outputs)
     python notebooks/_build.py --execute  # write them, execute them with nbclient, save outputs
+    python notebooks/_build.py --execute 05_what_the_cnn_learned.ipynb   # just one
 
 Edit the cells here, not in the .ipynb files: each notebook is a list of ``md(...)`` (markdown)
 and ``code(...)`` (Python) cells. The executed notebooks are committed with their outputs;
@@ -544,11 +545,222 @@ full-size network, more epochs) gives the comparison that matters.
 """),
 ]
 
+# --------------------------------------------------------------------------------------------
+CNN_LEARNED = [
+    md("""
+# 5. What the CNN learned
+
+A look inside the network of `classicvision bench cnn`: its first-layer filters, the feature
+maps of one image through the stages, where it looks for a class (Grad-CAM, Selvaraju et al.
+2017) on test images it gets right and wrong, and its confusion matrix beside those of the
+classical methods.
+
+By default a **small** network is trained here for a few seconds on a few classes (of 15-Scene
+when the data is present, else of generated textures), so the notebook runs in CI. To look at
+the real one, run `classicvision bench cnn --out DIR` and set `CLASSICVISION_CNN_WEIGHTS=DIR/weights.pt`
+before starting Jupyter: the notebook then loads those weights (safely: tensors only) and uses
+the whole 15-Scene test split.
+"""),
+    code(SETUP + """
+import json
+import os
+from pathlib import Path
+
+from sklearn.metrics import confusion_matrix
+import classicvision
+from classicvision.datasets import find_data_dir, load_image_folder, read_images
+from classicvision.recognition.cam import feature_maps, grad_cam
+from classicvision.recognition.cnn import CNNClassifier, load_weights
+from classicvision.viz import plot_confusion_matrix
+
+WEIGHTS = os.environ.get("CLASSICVISION_CNN_WEIGHTS")
+N_CLASSES, N_TRAIN, N_TEST = 4, 100, 25     # per class, for the small network trained here
+rng = np.random.default_rng(0)"""),
+    md("## Data and network"),
+    code("""
+data = find_data_dir()
+scene_root = data / "scene15" if data is not None else None
+has_scenes = scene_root is not None and (scene_root / "train").is_dir()
+
+def take(paths, labels, per_class, n_classes):
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(n_classes)])
+    return [paths[i] for i in keep], labels[keep]
+
+def texture(kind, size=128):
+    # Generated stand-ins for scenes: horizontal stripes, vertical stripes, blobs, checks.
+    y, x = np.mgrid[:size, :size].astype(np.float32)
+    period, phase = rng.uniform(6, 14), rng.uniform(0, 2 * np.pi)
+    if kind == 0:
+        picture = np.sin(2 * np.pi * y / period + phase)
+    elif kind == 1:
+        picture = np.sin(2 * np.pi * x / period + phase)
+    elif kind == 2:
+        picture = np.kron(rng.standard_normal((size // 8, size // 8)), np.ones((8, 8)))
+    else:
+        picture = np.sign(np.sin(2 * np.pi * x / period + phase) * np.sin(2 * np.pi * y / period))
+    picture = picture + 0.5 * rng.standard_normal((size, size))
+    return ((picture - picture.min()) / np.ptp(picture)).astype(np.float32)
+
+if WEIGHTS and not has_scenes:
+    raise FileNotFoundError("CLASSICVISION_CNN_WEIGHTS is set but 15-Scene was not found: set CLASSICVISION_DATA")
+if has_scenes:
+    train_paths, train_labels, class_names = load_image_folder(scene_root, "train")
+    test_paths, test_labels, _ = load_image_folder(scene_root, "test")
+    if not WEIGHTS:
+        class_names = class_names[:N_CLASSES]
+        train_paths, train_labels = take(train_paths, train_labels, N_TRAIN, N_CLASSES)
+        test_paths, test_labels = take(test_paths, test_labels, N_TEST, N_CLASSES)
+        train_images, kept, _ = read_images(train_paths, scale=0.5)
+        train_labels = train_labels[kept]
+    test_images, kept, _ = read_images(test_paths)
+    test_labels = test_labels[kept]
+    print("15-Scene:", ", ".join(class_names))
+else:
+    class_names = ["horizontal", "vertical", "blobs", "checks"][:N_CLASSES]
+    train_labels = np.repeat(np.arange(N_CLASSES), N_TRAIN)
+    test_labels = np.repeat(np.arange(N_CLASSES), N_TEST)
+    train_images = [texture(c) for c in train_labels]
+    test_images = [texture(c) for c in test_labels]
+    print("15-Scene not found: generated textures:", ", ".join(class_names))"""),
+    code("""
+if WEIGHTS:
+    cnn = load_weights(WEIGHTS)
+    print(f"loaded {WEIGHTS}: {cnn.architecture}, widths {cnn.channels}, {cnn.image_size} px")
+else:
+    # the bench defaults, smaller and shorter: a ResNet of four stages on 64 px inputs, 20 epochs
+    cnn = CNNClassifier(image_size=64, channels=(16, 32, 64, 128), epochs=20, batch_size=32, lr=0.05,
+                        val_fraction=0, n_threads=1, device="cpu", random_state=0)
+    cnn.fit(train_images, train_labels)
+    print(f"trained {cnn.architecture}, widths {cnn.channels}, {cnn.image_size} px, "
+          f"{len(cnn.history_['loss'])} epochs in {sum(cnn.history_['seconds']):.1f} s")
+predicted = cnn.predict(test_images)
+correct = predicted == test_labels
+print(f"test accuracy {correct.mean():.1%} on {len(test_images)} images")"""),
+    md("""
+## First-layer filters
+
+The 3x3 kernels of the first convolution (the ResNet's stride-2 stem), each scaled to its own
+range (grey = 0). Trained from scratch on grey images, most become oriented edge and bar
+detectors, the same derivatives that SIFT's gradients measure by design.
+"""),
+    code("""
+model = cnn.model_
+first = model.stem[0] if hasattr(model, "stem") else model.features[0]
+kernels = first.weight.detach().cpu().numpy()[:, 0]          # (C, 3, 3)
+columns = 8
+rows = int(np.ceil(len(kernels) / columns))
+fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1))
+for ax, kernel in zip(axes.ravel(), kernels):
+    limit = np.abs(kernel).max() or 1.0
+    ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+for ax in axes.ravel():
+    ax.axis("off")
+fig.suptitle(f"first layer: {len(kernels)} filters of 3x3 (red positive, blue negative)");"""),
+    md("""
+## Feature maps through the network
+
+One test image, and for the stem and each stage the eight channels that respond most strongly
+to it (mean activation). The maps halve in size stage by stage while the channels grow: early
+maps keep edges, late ones mark where the parts of a class are.
+"""),
+    code("""
+example = int(np.flatnonzero(correct)[0]) if correct.any() else 0
+maps = feature_maps(cnn, [test_images[example]])
+crop = cnn.network_inputs([test_images[example]])[0]
+names = (["stem"] if hasattr(model, "stem") else []) + [f"stage {i + 1}" for i in range(len(cnn.channels))]
+fig, axes = plt.subplots(len(maps), 9, figsize=(13, 1.6 * len(maps)))
+for row, m, name in zip(axes, maps, names):
+    m = m[0]
+    strongest = np.argsort(m.mean(axis=(1, 2)))[::-1][:8]
+    row[0].imshow(crop, cmap="gray")
+    row[0].set_ylabel(f"{name}\\n{m.shape[0]} x {m.shape[1]}x{m.shape[2]}", fontsize=8)
+    for ax, channel in zip(row[1:], strongest):
+        ax.imshow(m[channel], cmap="viridis")
+    for ax in row:
+        ax.set_xticks([]); ax.set_yticks([])
+axes[0, 0].set_title(class_names[test_labels[example]], fontsize=9)
+fig.suptitle("network input, then the 8 strongest channels of the stem and of each stage");"""),
+    md("""
+## Grad-CAM: where the network looks
+
+For the predicted class, Grad-CAM weights each channel of the last stage by the mean gradient
+of the class score and keeps the positive part of the weighted sum (`grad_cam`); warm colours
+mark the regions that raise the score. Top row: test images classified right; bottom row:
+wrong (true -> predicted).
+"""),
+    code("""
+def across_classes(mask, k=4):
+    # up to k images where mask holds, taken from the classes in turn
+    pools = [list(np.flatnonzero(mask & (test_labels == c))) for c in range(len(class_names))]
+    chosen = []
+    while len(chosen) < k and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < k:
+                chosen.append(pool.pop(0))
+    return np.asarray(chosen, dtype=int)
+
+right, wrong = across_classes(correct), across_classes(~correct)
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.4))
+for row, chosen in zip(axes, (right, wrong)):
+    if len(chosen):
+        images = [test_images[i] for i in chosen]
+        cams = grad_cam(cnn, images, target=predicted[chosen])
+        crops = cnn.network_inputs(images)
+    for k, ax in enumerate(row):
+        ax.axis("off")
+        if k >= len(chosen):
+            continue
+        i = chosen[k]
+        ax.imshow(crops[k], cmap="gray")
+        ax.imshow(cams[k] / (cams[k].max() or 1.0), cmap="jet", alpha=0.4)
+        ax.set_title(f"{class_names[test_labels[i]]} -> {class_names[predicted[i]]}", fontsize=9)
+axes[0, 0].text(-0.1, 0.5, "right", transform=axes[0, 0].transAxes, rotation=90, va="center", ha="right")
+axes[1, 0].text(-0.1, 0.5, "wrong", transform=axes[1, 0].transAxes, rotation=90, va="center", ha="right")
+print(f"{len(wrong)} wrong image(s) shown of {int((~correct).sum())}")"""),
+    md("""
+## Confusion matrices: the CNN beside the classical methods
+
+The classical methods' matrices come from `benchmarks/results/compare.json` (written by the
+comparison benchmark; `CLASSICVISION_COMPARE` names another file) when this checkout has it.
+Their classes are the 15 of the full data set, so they are comparable with the CNN's only when
+the real weights are loaded.
+"""),
+    code("""
+cnn_confusion = confusion_matrix(test_labels, predicted, labels=np.arange(len(class_names)))
+checkout = Path(classicvision.__file__).resolve().parents[1]
+compare = Path(os.environ.get("CLASSICVISION_COMPARE", checkout / "benchmarks" / "results" / "compare.json"))
+classical = {}
+if compare.is_file():
+    results = json.loads(compare.read_text())
+    for name, result in (results.get("methods") or {}).items():
+        if isinstance(result, dict) and "confusion_matrix" in result and "class_names" in result:
+            classical[result.get("method", name)] = result
+    print(f"{compare.name}: {', '.join(classical) or 'no confusion matrices found'}")
+else:
+    print(f"{compare} not found (the comparison benchmark writes it): showing the CNN's matrix alone")
+panels = [("CNN (this network)", cnn_confusion, class_names)]
+panels += [(name, np.asarray(r["confusion_matrix"]), r["class_names"]) for name, r in classical.items()
+           if "CNN" not in name]
+fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.5), squeeze=False)
+for ax, (name, matrix, names) in zip(axes[0], panels):
+    plot_confusion_matrix(matrix, names, ax=ax)
+    ax.set_title(f"{name}: mean per-class {np.mean(np.diag(matrix) / np.maximum(matrix.sum(1), 1)):.1%}")
+plt.tight_layout()"""),
+    md("""
+What to look for with the real weights: whether the CNN's errors fall in the same off-diagonal
+cells as those of bag of words (on 15-Scene, mostly among the indoor classes and among the open
+natural ones), or elsewhere, which would make the two worth combining. The small network trained
+here by default sees a few classes and a hundred images of each, so its matrix shows the
+method, not the result.
+"""),
+]
+
 NOTEBOOKS = {
     "01_filters_and_gradients.ipynb": FILTERS,
     "02_harris_and_sift.ipynb": HARRIS_SIFT,
     "03_matching.ipynb": MATCHING,
     "04_scene_recognition.ipynb": SCENES,
+    "05_what_the_cnn_learned.ipynb": CNN_LEARNED,
 }
 
 

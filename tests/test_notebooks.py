@@ -7,6 +7,7 @@ and take a few seconds to a few tens of seconds each, hence the ``slow`` mark.
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -39,7 +40,7 @@ def _errors(notebook):
 def test_notebooks_exist():
     names = [path.name for path in NOTEBOOKS]
     assert names == ["01_filters_and_gradients.ipynb", "02_harris_and_sift.ipynb",
-                     "03_matching.ipynb", "04_scene_recognition.ipynb"]
+                     "03_matching.ipynb", "04_scene_recognition.ipynb", "05_what_the_cnn_learned.ipynb"]
 
 
 @pytest.mark.parametrize("name", [path.name for path in NOTEBOOKS])
@@ -71,3 +72,23 @@ def test_notebook_runs_without_data(name, tmp_path, monkeypatch):
     text = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                    for output in cell.outputs)
     assert ("no pairs" in text) if name.startswith("03") else ("generated textures" in text)
+
+
+@pytest.mark.slow
+def test_cnn_notebook_without_data_shows_the_classical_matrices(tmp_path, monkeypatch):
+    # Generated textures instead of 15-Scene, and a compare.json of one classical method beside the CNN's matrix.
+    pytest.importorskip("torch")
+    import json
+
+    compare = tmp_path / "compare.json"
+    names = ["horizontal", "vertical", "blobs", "checks"]
+    compare.write_text(json.dumps({"methods": {"bovw": {"method": "bag of words + linear SVM",
+                                                        "confusion_matrix": (5 * np.eye(4, dtype=int)).tolist(),
+                                                        "class_names": names}}}))
+    path = next(p for p in NOTEBOOKS if p.name.startswith("05"))
+    notebook = _execute(path, tmp_path, monkeypatch, env={"CLASSICVISION_DATA": str(tmp_path / "absent"),
+                                                          "CLASSICVISION_COMPARE": str(compare)})
+    assert not _errors(notebook)
+    text = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.outputs)
+    assert "generated textures" in text and "compare.json: bag of words + linear SVM" in text
