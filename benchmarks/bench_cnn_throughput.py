@@ -10,7 +10,8 @@ the seconds of the prediction and feature passes of a ``bench cnn`` run (2985 te
 1500 training images, ``--tta`` views each).
 
 Candidates run in the order given, each in its own short training; rows accumulate in the JSON
-file (same candidate and threads: replaced), so the table can be built over several short calls.
+file (same candidate, threads and ``--label``: replaced), so the table can be built over several
+short calls.
 
     python benchmarks/bench_cnn_throughput.py [--candidates resnet112,simple64] [--threads 1,2]
         [--n-images 320] [--epochs 2] [--budget 780] [--tta crops]
@@ -105,7 +106,8 @@ def _markdown(rows: list, info: dict, args) -> str:
         return f"{(N_TRAIN + N_TEST) * r['predict_cpu_ms_per_view'] / 1e3 * r['views']:.0f}"
 
     for r in rows:
-        lines.append(f"| {r['candidate']} | {r['threads']} | {r['image_size']} | {'-'.join(map(str, r['channels']))} "
+        label = f" ({r['label']})" if r.get("label") else ""
+        lines.append(f"| {r['candidate']}{label} | {r['threads']} | {r['image_size']} | {'-'.join(map(str, r['channels']))} "
                      f"| {r.get('blocks', 1)} | {r['train_images_per_second']:.1f} | "
                      f"{r['first_epoch_images_per_second']:.1f} | {r['train_cpu_ms_per_image']:.1f} | "
                      f"{r['predict_views_per_second']:.0f} | {r['predict_cpu_ms_per_view']:.2f} | "
@@ -124,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=780.0, help="training seconds for the epochs column")
     parser.add_argument("--tta", default="crops", choices=("none", "flip", "crops"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, measure nothing")
+    parser.add_argument("--label", default="", help="a note shown with the rows of this call (e.g. 'quiet machine')")
     _timing.add_out_argument(parser)
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -149,9 +152,10 @@ def main(argv=None) -> int:
             row = _measure(name, threads, images, labels, args.epochs, args.budget, TTA_VIEWS[args.tta])
             print(f"{name} threads={threads}: train {row['train_images_per_second']:.1f} images/s, "
                   f"predict {row['predict_views_per_second']:.0f} views/s, load {row['load_average'][0]}", flush=True)
-            rows.append(row)
-    done = {(r["candidate"], r["threads"]) for r in rows}
-    rows = [r for r in previous if (r["candidate"], r["threads"]) not in done] + rows
+            rows.append({**row, "label": args.label})
+    key = lambda r: (r["candidate"], r["threads"], r.get("label", ""))  # noqa: E731
+    done = {key(r) for r in rows}
+    rows = [r for r in previous if key(r) not in done] + rows
     info = {**_timing.machine_info(), "torch": torch.__version__}
     _timing.write_results(args.out, "cnn_throughput", _markdown(rows, info, args),
                           {"machine": info, "settings": vars(args) | {"out": str(args.out), "data": str(args.data)},
