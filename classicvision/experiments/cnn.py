@@ -86,8 +86,10 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
     """Seconds per training image and per prediction view of a throwaway network like the real one.
 
     For each thread count: one warm-up step, then ``steps`` timed SGD steps on random images (with
-    the default augmentation) and ``steps`` timed inference batches. The global torch generator is
-    forked, so the real training is not affected. Returns ``{threads: (train s/image, predict s/view)}``.
+    the default augmentation) and ``steps`` timed inference batches, fewer when a count is already
+    1.5x slower than one timed before (on a loaded machine two threads can be 5x slower). The
+    global torch generator is forked, so the real training is not affected. Returns ``{threads:
+    (train s/image, predict s/view)}``.
     """
     torch = import_torch()
     size, batch = settings["image_size"], min(int(settings["batch_size"]), 32)
@@ -122,11 +124,16 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
                     net.train(mode)
                     step()
                     sync()
-                    start = time.perf_counter()
+                    start, done = time.perf_counter(), 0
                     for _ in range(steps):
                         step()
-                    sync()
-                    timed.append((time.perf_counter() - start) / (steps * batch))
+                        sync()
+                        done += 1
+                        slower = found and (time.perf_counter() - start) / (done * batch) > 1.5 * min(
+                            f[len(timed)] for f in found.values())
+                        if slower:  # clearly slower than a count already timed: no need for more steps
+                            break
+                    timed.append((time.perf_counter() - start) / (done * batch))
                 found[threads] = tuple(timed)
     finally:
         torch.set_num_threads(saved)
@@ -157,17 +164,20 @@ def _features_svm(train_features, y_train, test_features, y_test, class_names, r
             "n_features": int(train_features.shape[1])}
 
 
-def _plan(settings, n_classes, n_images, device, n_threads, max_seconds, elapsed, progress):
+def _plan(settings, n_classes, n_images, device, n_threads, max_seconds, start_all, progress):
     """The thread count and the training budget: ``(n_threads, fit max_seconds or None, budget record)``."""
     counts = sorted({1, min(2, os.cpu_count() or 1)}) if n_threads == "auto" else [n_threads]
+    start = time.perf_counter()
     probe = _probe(settings, n_classes, device, counts)
+    probe_seconds = time.perf_counter() - start
+    elapsed = time.perf_counter() - start_all
     chosen = min(probe, key=lambda t: probe[t][0]) if n_threads == "auto" else n_threads
     train_rate, view_seconds = probe[chosen]
     reserve = 1.6 * view_seconds * TTA_VIEWS[settings["tta"]] * n_images + _SVM_RESERVE
     record = {"max_seconds": max_seconds, "probe_seconds_per_training_image": {t: p[0] for t, p in probe.items()},
               "probe_seconds_per_view": {t: p[1] for t, p in probe.items()}, "n_threads": chosen,
               "n_threads_rule": "the faster of 1 and 2 threads on a short probe" if n_threads == "auto" else "given",
-              "reserve_seconds": reserve, "elapsed_before_training": elapsed}
+              "reserve_seconds": reserve, "probe_seconds": probe_seconds, "elapsed_before_training": elapsed}
     if max_seconds is None:
         record["train_max_seconds"] = None
         return chosen, None, record
@@ -258,7 +268,7 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, max_s
     for message in train_errors + test_errors:
         _say(progress, f"skipped unreadable image {message}")
     threads, train_budget, budget = _plan(settings, len(class_names), len(train_images) + len(test_images), device,
-                                          n_threads, max_seconds, time.perf_counter() - start_all, progress)
+                                          n_threads, max_seconds, start_all, progress)
     settings.update(n_threads=threads, device=device)
     _say(progress, f"CNN: {len(train_images)} training, {len(test_images)} test images, "
                    f"{len(class_names)} classes, at most {settings['epochs']} epochs, {settings['architecture']} "
@@ -299,7 +309,7 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, max_s
                "train_seconds": train_seconds, "predict_seconds": predict_seconds,
                "predict_seconds_per_image": predict_seconds / max(len(test_images), 1),
                "stage_seconds": {"read_train": read_train_seconds, "read_test": read_test_seconds,
-                                 "plan": budget["elapsed_before_training"] - read_train_seconds - read_test_seconds,
+                                 "probe": budget["probe_seconds"],
                                  "train": train_seconds, "predict": predict_seconds,
                                  "cnn_features_svm": svm["train_seconds"]},
                "protocol": "15-Scene standard: 100 train images per class, the whole test folder as test; "
@@ -354,7 +364,7 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
     else:
         first = ", ".join(f"{t:.1f}" for t in h["seconds"][:2])
         lines += [f"Time budget {b['max_seconds']:.0f} s for the whole run: {b['elapsed_before_training']:.0f} s went "
-                  f"to reading and the probe, {b['reserve_seconds']:.0f} s were kept for prediction and the SVM, so "
+                  f"to reading and the probe ({b['probe_seconds']:.0f} s), {b['reserve_seconds']:.0f} s were kept for prediction and the SVM, so "
                   f"training got {b['train_max_seconds']:.0f} s. After the first epochs ({first} s) "
                   f"{s['epochs_planned']} epochs were planned (at most {s['max_epochs']}); {s['epochs']} ran"
                   + (" (stopped by the budget)." if s["stopped_early"] else ".")
