@@ -98,6 +98,8 @@ def _bench_parser(sub) -> None:
             p.add_argument("--n-components", type=int, default=None, help="Gaussians in the mixture (default 256)")
             p.add_argument("--n-pca", type=int, default=None, help="PCA dimensions of the descriptors (default 80)")
             p.add_argument("--cache", help="features cache folder (default: no cache)")
+            p.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
+                           help="train on the training images only, not also on their mirror images")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None, help="training epochs")
 
@@ -263,7 +265,7 @@ def _run_bench(args) -> int:
     data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca"):
+    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "mirror"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "cache", None):

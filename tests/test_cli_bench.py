@@ -48,6 +48,7 @@ def calls(monkeypatch):
     (["bench", "fisher", "--n-components", "64", "--n-pca", "40", "--encoding", "vlad", "--cache", "C"], "fisher",
      {"n_components": 64, "n_pca": 40, "encoding": "vlad", "cache": Path("C"), "random_state": 0}),
     (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
+    (["bench", "fisher", "--no-mirror"], "fisher", {"mirror": False}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
     (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
 ])
@@ -140,8 +141,13 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
     dsift = DenseSIFT(step=4, sizes=(16, 24), rootsift=True)
     train_paths, y_train, _ = load_image_folder(data, "train")
     test_paths, y_test, _ = load_image_folder(data, "test")
-    train = rounded(dsift.transform(read_images(train_paths)[0]))
+    train_images = read_images(train_paths)[0]
+    train = rounded(dsift.transform(train_images))
+    mirrors = rounded(dsift.transform([image[:, ::-1] for image in train_images]))
     test = rounded(dsift.transform(read_images(test_paths)[0]))
-    by_hand = make_pipeline(FisherVector(n_components=4, n_pca=16, random_state=0),
-                            LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0)).fit(train, y_train)
+    # the encoder learns from the training images; the SVM also sees their mirror images (mirror=True)
+    encoder = FisherVector(n_components=4, n_pca=16, random_state=0).fit(train)
+    svm = LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0).fit(
+        np.concatenate([encoder.transform(train), encoder.transform(mirrors)]), np.tile(y_train, 2))
+    by_hand = make_pipeline(encoder, svm)
     assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()
