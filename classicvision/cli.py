@@ -283,7 +283,7 @@ def _run_bench(args) -> int:
     elif args.bench == "cnn":
         from .experiments.cnn import run_cnn as run
     else:
-        from .experiments.cnn import run_compare as run
+        from .experiments.compare import run_compare as run
     results = run(data, **options)
     if args.json:
         print(json.dumps(results, default=json_default))

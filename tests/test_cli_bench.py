@@ -23,7 +23,7 @@ def data_root(tmp_path):
 @pytest.fixture
 def calls(monkeypatch):
     """Replace the three runners by recorders returning numpy values (the JSON must encode them)."""
-    from classicvision.experiments import cnn, fisher, scene
+    from classicvision.experiments import cnn, compare, fisher, scene
 
     recorded = []
 
@@ -37,7 +37,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(scene, "run_bovw", recorder("bovw"))
     monkeypatch.setattr(fisher, "run_fisher", recorder("fisher"))
     monkeypatch.setattr(cnn, "run_cnn", recorder("cnn"))
-    monkeypatch.setattr(cnn, "run_compare", recorder("compare"))
+    monkeypatch.setattr(compare, "run_compare", recorder("compare"))
     return recorded
 
 

@@ -235,8 +235,7 @@ def test_run_cnn_on_a_tiny_folder(tmp_path, tiny_folder):
 
 
 def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
-    from classicvision.experiments import cnn as cnn_benchmark
-    from classicvision.experiments import reports, scene
+    from classicvision.experiments import compare, reports, scene
 
     names = ["class0", "class1", "class2"]
 
@@ -250,7 +249,7 @@ def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
 
     monkeypatch.setattr(scene, "run_tiny_knn", fake([1, 1, 1]))  # mean per-class 1/3
     monkeypatch.setattr(scene, "run_bovw", fake([0, 1, 2]))  # 1.0: the winner
-    results = cnn_benchmark.run_compare(tiny_folder, out=tmp_path, epochs=1, progress=False, cnn_options=TINY_CNN)
+    results = compare.run_compare(tiny_folder, out=tmp_path, epochs=1, progress=False, cnn_options=TINY_CNN)
     methods = [row["method"] for row in results["rows"]]
     assert methods == ["tiny images + k-NN", "bag of words + linear SVM", "CNN (from scratch)",
                        "CNN features + linear SVM"]

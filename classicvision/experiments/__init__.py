@@ -6,7 +6,8 @@ from .._lazy import attach
 NAMES = {
     "scene": ["run_bovw", "run_tiny_knn"],
     "fisher": ["run_fisher"],
-    "cnn": ["run_cnn", "run_compare"],
+    "cnn": ["run_cnn"],
+    "compare": ["run_compare"],
     "cache": ["CachedFeatures"],
     "reports": ["scores", "write_report"],
 }
