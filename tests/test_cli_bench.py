@@ -145,3 +145,15 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
     by_hand = make_pipeline(FisherVector(n_components=4, n_pca=16, random_state=0),
                             LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0)).fit(train, y_train)
     assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()
+
+
+def test_bench_fisher_with_vlad_end_to_end(capsys, tmp_path):
+    """--encoding vlad through the real runner (VLAD has no n_jobs to reset after its fit)."""
+    data = _textures(tmp_path / "data")
+    code = main(["bench", "fisher", "--data", str(data), "--out", str(tmp_path / "out"), "--json",
+                 "--encoding", "vlad"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["settings"]["encoding"] == "vlad" and result["n_test"] == 12
+    assert np.sum(result["confusion_matrix"]) == 12   # (64 words on 12 images is not a fair test of accuracy)
