@@ -49,7 +49,8 @@ def calls(monkeypatch):
      {"n_components": 64, "n_pca": 40, "encoding": "vlad", "cache": Path("C"), "random_state": 0}),
     (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
-    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
+    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare",
+     {"epochs": 1, "bovw_options": {"n_words": 20}, "vlad_options": {}, "fisher_options": {}}),
 ])
 def test_arguments_are_forwarded(capsys, tmp_path, data_root, calls, argv, name, expected):
     out = tmp_path / "out"

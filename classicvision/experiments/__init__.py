@@ -8,6 +8,7 @@ NAMES = {
     "fisher": ["run_fisher"],
     "cnn": ["run_cnn"],
     "compare": ["run_compare"],
+    "significance": ["binomial_se", "paired_se", "paired_class_mean_se", "winner_margin", "winner_sentence"],
     "cache": ["CachedFeatures"],
     "reports": ["scores", "write_report"],
 }
