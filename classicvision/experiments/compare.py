@@ -97,7 +97,7 @@ def _note(key: str, result: dict) -> str:
     elif key == "cnn_svm":
         parts.append(f"C = {result['C']:g} by 5-fold CV on train" if "C" in result else "")
         parts.append("training time includes the CNN's")
-    if key != "cnn_svm":
+    if key not in ("cnn", "cnn_svm"):  # the CNN's settings are chosen on a held-out part, not by CV
         parts.append(_cv_note(result))
     return "; ".join(p for p in parts if p)
 
