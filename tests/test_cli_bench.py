@@ -23,7 +23,7 @@ def data_root(tmp_path):
 @pytest.fixture
 def calls(monkeypatch):
     """Replace the three runners by recorders returning numpy values (the JSON must encode them)."""
-    from classicvision.experiments import cnn, fisher, scene
+    from classicvision.experiments import cnn, compare, fisher, scene
 
     recorded = []
 
@@ -37,7 +37,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(scene, "run_bovw", recorder("bovw"))
     monkeypatch.setattr(fisher, "run_fisher", recorder("fisher"))
     monkeypatch.setattr(cnn, "run_cnn", recorder("cnn"))
-    monkeypatch.setattr(cnn, "run_compare", recorder("compare"))
+    monkeypatch.setattr(compare, "run_compare", recorder("compare"))
     return recorded
 
 
@@ -50,7 +50,8 @@ def calls(monkeypatch):
     (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
     (["bench", "fisher", "--no-mirror"], "fisher", {"mirror": False}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
-    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
+    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare",
+     {"epochs": 1, "bovw_options": {"n_words": 20}, "vlad_options": {}, "fisher_options": {}}),
 ])
 def test_arguments_are_forwarded(capsys, tmp_path, data_root, calls, argv, name, expected):
     out = tmp_path / "out"
@@ -151,3 +152,15 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
         np.concatenate([encoder.transform(train), encoder.transform(mirrors)]), np.tile(y_train, 2))
     by_hand = make_pipeline(encoder, svm)
     assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()
+
+
+def test_bench_fisher_with_vlad_end_to_end(capsys, tmp_path):
+    """--encoding vlad through the real runner (VLAD has no n_jobs to reset after its fit)."""
+    data = _textures(tmp_path / "data")
+    code = main(["bench", "fisher", "--data", str(data), "--out", str(tmp_path / "out"), "--json",
+                 "--encoding", "vlad"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["settings"]["encoding"] == "vlad" and result["n_test"] == 12
+    assert np.sum(result["confusion_matrix"]) == 12   # (64 words on 12 images is not a fair test of accuracy)

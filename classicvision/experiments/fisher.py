@@ -292,7 +292,8 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     fit_info = ({"log_likelihood": encoder.log_likelihood_, "n_descriptors": encoder.n_descriptors_fit_}
                 if encoding == "fisher" else {"n_descriptors": encoder.n_descriptors_fit_})
     finished("pca_gmm", seconds=stage["pca_gmm"], **fit_info)
-    encoder.set_params(n_jobs=None)  # one image per call from here, the threads are stream_images'
+    if encoding == "fisher":  # VLAD has no threads of its own
+        encoder.set_params(n_jobs=None)  # one image per call from here, the threads are stream_images'
 
     # 4. training vectors, each image (and its mirror) read, described and encoded in one go (experiments.streaming)
     t = time.perf_counter()
