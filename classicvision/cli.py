@@ -83,10 +83,15 @@ def _bench_parser(sub) -> None:
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         p.add_argument("--seed", "--random-state", dest="seed", type=int, default=0, help="random seed (default 0)")
+        if name == "compare":
+            p.add_argument("--methods", default=None, metavar="M,M,...",
+                           help="the methods to run, comma-separated, from tiny_knn, bovw, vlad, fisher, cnn, "
+                                "cnn_svm (default: all; cnn and cnn_svm share one CNN run)")
         if name in ("bovw", "compare"):
-            p.add_argument("--n-words", type=int, default=None, help="codebook size")
+            p.add_argument("--n-words", type=int, default=None, help="codebook size (bag of words)")
             p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
-            p.add_argument("--cache", help="features cache folder (default: under --out)")
+            p.add_argument("--cache", help="features cache folder" + (" of bag of words" if name == "compare" else "")
+                           + " (default: under --out)")
         if name == "bovw":
             p.add_argument("--scheduler", metavar="local[:N]|tcp://HOST:PORT", default=None,
                            help="run on a Dask cluster: local starts N worker processes (default: the CPU count), "
@@ -95,9 +100,15 @@ def _bench_parser(sub) -> None:
         if name == "fisher":
             p.add_argument("--encoding", choices=("fisher", "vlad"), default=None,
                            help="fisher (default) or vlad (intra-normalized)")
+        if name in ("fisher", "compare"):
             p.add_argument("--n-components", type=int, default=None, help="Gaussians in the mixture (default 256)")
             p.add_argument("--n-pca", type=int, default=None, help="PCA dimensions of the descriptors (default 80)")
+        if name == "fisher":
             p.add_argument("--cache", help="features cache folder (default: no cache)")
+            p.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
+                           help="train on the training images only, not also on their mirror images")
+        if name == "compare":
+            p.add_argument("--vlad-words", type=int, default=None, help="VLAD codebook size (default 64)")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None,
                            help="training epochs (bench cnn: the most within the time budget; default 100)")
@@ -271,12 +282,14 @@ def _run_match(args) -> int:
 # ---------------------------------------------------------------------------------------- bench
 def _run_bench(args) -> int:
     from .datasets import scene15_dir
-    from .experiments.reports import json_default
 
     data = scene15_dir(args.data)
     out = Path(args.out) if args.out else Path("results") / f"bench_{args.bench}"
     options = {"out": out, "progress": not args.json, "random_state": args.seed}
-    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "device", "image_size", "tta"):
+    if args.bench == "compare":
+        return _report_bench(args, out, _run_compare(args, data, options))
+    for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "mirror", "device", "image_size",
+                "tta"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "max_seconds", None) is not None:
@@ -299,11 +312,31 @@ def _run_bench(args) -> int:
         from .experiments.scene import run_bovw as run
     elif args.bench == "fisher":
         from .experiments.fisher import run_fisher as run
-    elif args.bench == "cnn":
-        from .experiments.cnn import run_cnn as run
     else:
-        from .experiments.cnn import run_compare as run
-    results = run(data, **options)
+        from .experiments.cnn import run_cnn as run
+    return _report_bench(args, out, run(data, **options))
+
+
+def _run_compare(args, data, options) -> dict:
+    """``bench compare``: each option goes to the runner of its method."""
+    from .experiments.compare import run_compare
+
+    def given(**names):
+        return {key: getattr(args, name) for key, name in names.items() if getattr(args, name) is not None}
+
+    bovw = given(n_words="n_words", levels="levels")
+    if args.cache:
+        bovw["cache"] = Path(args.cache)
+    extra = {"methods": args.methods} if args.methods is not None else {}
+    if args.epochs is not None:
+        extra["epochs"] = args.epochs
+    return run_compare(data, **options, **extra, bovw_options=bovw, vlad_options=given(n_words="vlad_words"),
+                       fisher_options=given(n_components="n_components", n_pca="n_pca"))
+
+
+def _report_bench(args, out, results) -> int:
+    from .experiments.reports import json_default
+
     if args.json:
         print(json.dumps(results, default=json_default))
     else:
@@ -312,6 +345,8 @@ def _run_bench(args) -> int:
             if key in results:
                 value = results[key]
                 print(f"{key}: {value:.4f}" if isinstance(value, numbers.Real) else f"{key}: {value}")
+        if isinstance(results.get("summary"), str):
+            print(results["summary"])
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Pictures: matches between two images, descriptors, confusion matrices, training curves.
+"""Pictures: matches between two images, descriptors, confusion matrices (one, or several side by
+side), training curves.
 
 Every ``plot_*`` function draws on a given matplotlib ``Axes`` or, when ``ax`` is None, on a new
 ``matplotlib.figure.Figure`` attached to an Agg canvas, and returns the Axes (its figure is
@@ -37,6 +38,8 @@ __all__ = [
     "save_descriptors",
     "plot_confusion_matrix",
     "save_confusion_matrix",
+    "plot_confusion_matrices",
+    "save_confusion_matrices",
     "save_training_curves",
 ]
 
@@ -300,6 +303,77 @@ def save_confusion_matrix(path, matrix, class_names, *, normalize: bool = True, 
     save_format(path)
     ax = plot_confusion_matrix(matrix, class_names, normalize=normalize, title=title)
     return _save(ax, path, dpi)
+
+
+def plot_confusion_matrices(matrices, class_names, *, titles=None, normalize: bool = True, ncols: int = 3,
+                            axes=None):
+    """Draw several confusion matrices of the same classes side by side, one panel each.
+
+    Parameters
+    ----------
+    matrices : sequence of K (C, C) arrays of counts
+        One per method, in scikit-learn's layout (row = true class, column = predicted).
+    class_names : sequence of C str
+    titles : sequence of K str or None
+        One per panel; None: each panel's default (:func:`plot_confusion_matrix`).
+    normalize : bool
+        Rows divided by their sums (per-class recall on the diagonal).
+    ncols : int
+        Panels per row of a new figure (ignored when ``axes`` is given).
+    axes : sequence of at least K matplotlib Axes or None
+        Where to draw; None creates a figure of ``ceil(K / ncols)`` rows, each panel the size
+        :func:`plot_confusion_matrix` gives one matrix (unused panels are hidden).
+
+    Returns
+    -------
+    axes : list of K matplotlib.axes.Axes
+        The panels drawn (their figure is ``axes[0].figure``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> axes = plot_confusion_matrices([np.eye(2), np.ones((2, 2))], ["cat", "dog"], titles=["a", "b"])
+    >>> [ax.get_title() for ax in axes], [t.get_text() for t in axes[1].texts]
+    (['a', 'b'], ['0.50', '0.50', '0.50', '0.50'])
+    """
+    matrices = list(matrices)
+    if not matrices:
+        raise ValueError("matrices must hold at least one confusion matrix, got none")
+    if titles is not None:
+        titles = [None if t is None else str(t) for t in titles]
+        if len(titles) != len(matrices):
+            raise ValueError(f"titles must have {len(matrices)} entries like matrices, got {len(titles)}")
+    else:
+        titles = [None] * len(matrices)
+    if axes is None:
+        check_scalar(ncols, "ncols", kind=numbers.Integral, low=1)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        columns = min(int(ncols), len(matrices))
+        rows = -(-len(matrices) // columns)
+        side = float(np.clip(0.55 * len(class_names) + 2.5, 4.0, 14.0))
+        figure = Figure(figsize=(side * columns, side * rows))
+        FigureCanvasAgg(figure)
+        grid = list(figure.subplots(rows, columns, squeeze=False).ravel())
+        for unused in grid[len(matrices):]:
+            unused.set_axis_off()
+        axes = grid
+    else:
+        axes = list(axes)
+        if len(axes) < len(matrices):
+            raise ValueError(f"axes must hold at least {len(matrices)} Axes like matrices, got {len(axes)}")
+    for ax, matrix, title in zip(axes, matrices, titles):
+        plot_confusion_matrix(matrix, class_names, normalize=normalize, ax=ax, title=title)
+    return axes[:len(matrices)]
+
+
+def save_confusion_matrices(path, matrices, class_names, *, titles=None, normalize: bool = True, ncols: int = 3,
+                            dpi: int = 100) -> Path:
+    """Write :func:`plot_confusion_matrices` to ``path`` (format from the extension) and return its path."""
+    save_format(path)
+    axes = plot_confusion_matrices(matrices, class_names, titles=titles, normalize=normalize, ncols=ncols)
+    return _save(axes[0], path, dpi)
 
 
 def save_training_curves(path, history, *, title=None, dpi: int = 100) -> Path:

@@ -23,7 +23,7 @@ def data_root(tmp_path):
 @pytest.fixture
 def calls(monkeypatch):
     """Replace the three runners by recorders returning numpy values (the JSON must encode them)."""
-    from classicvision.experiments import cnn, fisher, scene
+    from classicvision.experiments import cnn, compare, fisher, scene
 
     recorded = []
 
@@ -37,7 +37,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(scene, "run_bovw", recorder("bovw"))
     monkeypatch.setattr(fisher, "run_fisher", recorder("fisher"))
     monkeypatch.setattr(cnn, "run_cnn", recorder("cnn"))
-    monkeypatch.setattr(cnn, "run_compare", recorder("compare"))
+    monkeypatch.setattr(compare, "run_compare", recorder("compare"))
     return recorded
 
 
@@ -48,12 +48,14 @@ def calls(monkeypatch):
     (["bench", "fisher", "--n-components", "64", "--n-pca", "40", "--encoding", "vlad", "--cache", "C"], "fisher",
      {"n_components": 64, "n_pca": 40, "encoding": "vlad", "cache": Path("C"), "random_state": 0}),
     (["bench", "fisher", "--seed", "5"], "fisher", {"random_state": 5}),
+    (["bench", "fisher", "--no-mirror"], "fisher", {"mirror": False}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
     (["bench", "cnn", "--device", "cpu", "--max-seconds", "600", "--threads", "auto", "--image-size", "96",
       "--tta", "crops"], "cnn",
      {"device": "cpu", "max_seconds": 600.0, "n_threads": "auto", "image_size": 96, "tta": "crops"}),
     (["bench", "cnn", "--max-seconds", "0", "--threads", "2"], "cnn", {"max_seconds": None, "n_threads": 2}),
-    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare", {"epochs": 1, "n_words": 20}),
+    (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare",
+     {"epochs": 1, "bovw_options": {"n_words": 20}, "vlad_options": {}, "fisher_options": {}}),
 ])
 def test_arguments_are_forwarded(capsys, tmp_path, data_root, calls, argv, name, expected):
     out = tmp_path / "out"
@@ -153,8 +155,25 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
     dsift = DenseSIFT(step=4, sizes=(16, 24), rootsift=True)
     train_paths, y_train, _ = load_image_folder(data, "train")
     test_paths, y_test, _ = load_image_folder(data, "test")
-    train = rounded(dsift.transform(read_images(train_paths)[0]))
+    train_images = read_images(train_paths)[0]
+    train = rounded(dsift.transform(train_images))
+    mirrors = rounded(dsift.transform([image[:, ::-1] for image in train_images]))
     test = rounded(dsift.transform(read_images(test_paths)[0]))
-    by_hand = make_pipeline(FisherVector(n_components=4, n_pca=16, random_state=0),
-                            LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0)).fit(train, y_train)
+    # the encoder learns from the training images; the SVM also sees their mirror images (mirror=True)
+    encoder = FisherVector(n_components=4, n_pca=16, random_state=0).fit(train)
+    svm = LinearSVC(C=result["cv"]["C"], tol=1e-3, random_state=0).fit(
+        np.concatenate([encoder.transform(train), encoder.transform(mirrors)]), np.tile(y_train, 2))
+    by_hand = make_pipeline(encoder, svm)
     assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()
+
+
+def test_bench_fisher_with_vlad_end_to_end(capsys, tmp_path):
+    """--encoding vlad through the real runner (VLAD has no n_jobs to reset after its fit)."""
+    data = _textures(tmp_path / "data")
+    code = main(["bench", "fisher", "--data", str(data), "--out", str(tmp_path / "out"), "--json",
+                 "--encoding", "vlad"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["settings"]["encoding"] == "vlad" and result["n_test"] == 12
+    assert np.sum(result["confusion_matrix"]) == 12   # (64 words on 12 images is not a fair test of accuracy)

@@ -481,36 +481,3 @@ def test_run_cnn_threads_budget_and_ablation(tmp_path, tiny_folder):
     with pytest.raises(ValueError, match="leaves no time to train"):
         run_cnn(tiny_folder, epochs=1, progress=False, max_seconds=1.0, **TINY_CNN)
 
-
-def test_run_compare_table_and_winner(tmp_path, tiny_folder, monkeypatch):
-    from classicvision.experiments import cnn as cnn_benchmark
-    from classicvision.experiments import reports, scene
-
-    names = ["class0", "class1", "class2"]
-
-    def fake(y_pred):
-        def run(data, *, out=None, progress=True, random_state=0, **options):
-            r = {**reports.scores([0, 1, 2], y_pred, names), "train_seconds": 1.0,
-                 "predict_seconds_per_image": 0.001}
-            reports.write_report(out, r, "fake")
-            return r
-        return run
-
-    monkeypatch.setattr(scene, "run_tiny_knn", fake([1, 1, 1]))  # mean per-class 1/3
-    monkeypatch.setattr(scene, "run_bovw", fake([0, 1, 2]))  # 1.0: the winner
-    results = cnn_benchmark.run_compare(tiny_folder, out=tmp_path, epochs=1, progress=False, cnn_options=TINY_CNN)
-    methods = [row["method"] for row in results["rows"]]
-    assert methods == ["tiny images + k-NN", "bag of words + linear SVM", "CNN (from scratch)",
-                       "CNN features + linear SVM"]
-    assert results["winner"] == "bag of words + linear SVM" and results["accuracy"] == 1.0
-    assert results["confusion_matrix"] == np.eye(3, dtype=int).tolist()
-    second = sorted(row["mean_per_class_accuracy"] for row in results["rows"])[-2]
-    assert results["margin"] == pytest.approx(1.0 - second)
-    assert second == max(results["methods"]["cnn"]["mean_per_class_accuracy"],
-                         results["methods"]["cnn"]["cnn_features_svm"]["mean_per_class_accuracy"], 1 / 3)
-    report = (tmp_path / "report.md").read_text()
-    assert "**Winner: bag of words + linear SVM**" in report
-    assert sum(line.startswith("| tiny images") or line.startswith("| bag of words") or line.startswith("| CNN")
-               for line in report.splitlines()) == 4
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["winner"] == results["winner"] and set(saved["stage_seconds"]) == {"tiny_knn", "bovw", "cnn"}

@@ -17,6 +17,7 @@ import importlib
 import re
 import subprocess
 import sys
+import pkgutil
 import types
 from pathlib import Path
 
@@ -29,8 +30,9 @@ DOCS = ROOT / "docs"
 DOCS_COMMAND = "python -m sphinx -W -b html docs docs/_build"
 # Modules whose public callables (their ``__all__``) get pages besides ``classicvision.__all__``.
 MODULES = ("classicvision.io", "classicvision.datasets", "classicvision.download", "classicvision.viz",
-           "classicvision.experiments.scene", "classicvision.experiments.cnn", "classicvision.experiments.cache",
-           "classicvision.experiments.reports", "classicvision.experiments.workers")
+           *(f"classicvision.experiments.{m.name}" for m in pkgutil.iter_modules(
+               [str(Path(__file__).resolve().parent.parent / "classicvision" / "experiments")])
+             if not m.name.startswith("_")))
 
 
 def documented(text: str) -> set[str]:

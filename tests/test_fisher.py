@@ -195,3 +195,6 @@ def test_linear_svm_in_the_training_span_is_the_same_classifier():
     np.testing.assert_allclose(in_span.decision_function(span.transform(test)), direct.decision_function(test),
                                atol=1e-4)
     np.testing.assert_array_equal(in_span.predict(span.transform(test)), direct.predict(test))
+    primal = span.primal(in_span)   # back on the vectors: the same decisions, coef_ (classes, 3000)
+    assert primal.coef_.shape == (4, 3000) and in_span.coef_.shape == (4, 120)
+    np.testing.assert_allclose(primal.decision_function(test), direct.decision_function(test), atol=1e-4)

@@ -82,9 +82,9 @@ def test_cnn_notebook_without_data_shows_the_classical_matrices(tmp_path, monkey
 
     compare = tmp_path / "compare.json"
     names = ["horizontal", "vertical", "blobs", "checks"]
-    compare.write_text(json.dumps({"methods": {"bovw": {"method": "bag of words + linear SVM",
-                                                        "confusion_matrix": (5 * np.eye(4, dtype=int)).tolist(),
-                                                        "class_names": names}}}))
+    rows = [{"key": key, "method": method, "confusion_matrix": (5 * np.eye(4, dtype=int)).tolist(),
+             "class_names": names} for key, method in (("bovw", "bag of words + linear SVM"), ("cnn", "CNN"))]
+    compare.write_text(json.dumps({"rows": rows}))
     path = next(p for p in NOTEBOOKS if p.name.startswith("05"))
     notebook = _execute(path, tmp_path, monkeypatch, env={"CLASSICVISION_DATA": str(tmp_path / "absent"),
                                                           "CLASSICVISION_COMPARE": str(compare)})

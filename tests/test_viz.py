@@ -10,9 +10,11 @@ import pytest
 
 from classicvision.matching.evaluation import homography_correct, warp_points
 from classicvision.viz import (
+    plot_confusion_matrices,
     plot_confusion_matrix,
     plot_descriptors,
     plot_matches,
+    save_confusion_matrices,
     save_confusion_matrix,
     save_descriptors,
     save_matches,
@@ -151,6 +153,37 @@ def test_confusion_matrix_errors():
         plot_confusion_matrix(np.ones((2, 3)), ["a", "b"])
     with pytest.raises(ValueError, match="non-negative"):
         plot_confusion_matrix(-np.eye(2), ["a", "b"])
+
+
+def test_confusion_matrices_side_by_side(tmp_path):
+    names = [f"class{i}" for i in range(15)]
+    matrices = [np.eye(15) * 10 + 1, np.ones((15, 15)), np.eye(15) * 3, np.eye(15) * 5 + 2]
+    axes = plot_confusion_matrices(matrices, names, titles=["a", "b", "c", "d"])
+    assert [ax.get_title() for ax in axes] == ["a", "b", "c", "d"]
+    figure = axes[0].figure
+    assert all(ax.figure is figure for ax in axes)
+    assert [t.get_text() for t in axes[1].texts][:2] == [f"{1 / 15:.2f}"] * 2
+    grid = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    assert len(grid) == 6 and not grid[4].axison and not grid[5].axison    # 2 rows of 3, the last two hidden
+    path = save_confusion_matrices(tmp_path / "all.png", matrices, names, dpi=40)
+    picture = cv2.imread(str(path))
+    assert picture is not None and picture.shape[1] == pytest.approx(1.5 * picture.shape[0], rel=0.02)
+    single = save_confusion_matrices(tmp_path / "one.png", matrices[:1], names, dpi=40)
+    one = cv2.imread(str(single))
+    assert one.shape[0] == one.shape[1] == picture.shape[0] // 2
+
+
+def test_confusion_matrices_on_given_axes_and_errors():
+    axes = plot_confusion_matrix(np.eye(2), ["a", "b"]).figure.subplots(1, 2)   # any Axes will do
+    assert len(plot_confusion_matrices([np.eye(2)], ["a", "b"], axes=axes)) == 1
+    with pytest.raises(ValueError, match="at least one"):
+        plot_confusion_matrices([], ["a", "b"])
+    with pytest.raises(ValueError, match="titles must have 2"):
+        plot_confusion_matrices([np.eye(2)] * 2, ["a", "b"], titles=["x"])
+    with pytest.raises(ValueError, match="axes must hold at least 3"):
+        plot_confusion_matrices([np.eye(2)] * 3, ["a", "b"], axes=axes)
+    with pytest.raises(ValueError, match="class_names must have 2"):
+        plot_confusion_matrices([np.eye(2)], ["a", "b", "c"])
 
 
 def test_training_curves(tmp_path):

@@ -6,7 +6,9 @@ from .._lazy import attach
 NAMES = {
     "scene": ["run_bovw", "run_tiny_knn"],
     "fisher": ["run_fisher"],
-    "cnn": ["run_cnn", "run_compare"],
+    "cnn": ["run_cnn"],
+    "compare": ["run_compare"],
+    "significance": ["binomial_se", "paired_se", "paired_class_mean_se", "winner_margin", "winner_sentence"],
     "cache": ["CachedFeatures"],
     "reports": ["scores", "write_report"],
 }

@@ -248,12 +248,13 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
             except OSError:
                 pass
 
-    def _one(self, path, dsift: DenseSIFT, folder: Path | None):
-        """(features or None, error or None, cached, read seconds, dense-SIFT seconds) of one file."""
+    def _one(self, path, dsift: DenseSIFT, folder: Path | None, mirror: bool = False):
+        """(features or None, error or None, cached, read seconds, dense-SIFT seconds) of one file
+        (of its mirror image, flipped left to right, when ``mirror``)."""
         entry = None
         if folder is not None:
             try:
-                entry = folder / f"{file_key(path)}.npz"
+                entry = folder / f"{file_key(path)}{'-mirror' if mirror else ''}.npz"
             except OSError as exc:
                 return None, f"{path}: {exc}", False, 0.0, 0.0
             features = self._load(entry)
@@ -265,7 +266,8 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
         if errors:
             return None, errors[0], False, read_s, 0.0
         start = time.perf_counter()
-        features = _rounded(dsift.transform(images)[0])
+        image = np.ascontiguousarray(images[0][:, ::-1]) if mirror else images[0]
+        features = _rounded(dsift.transform([image])[0])
         sift_s = time.perf_counter() - start
         if entry is not None:
             self._store(entry, features)
@@ -292,9 +294,10 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
                           f"(patch sizes {tuple(dsift.sizes)}): image too small, skipped", *result[2:])
         return result
 
-    def features_of(self, path) -> tuple:
+    def features_of(self, path, *, mirror: bool = False) -> tuple:
         """One image file's features, computed in the calling thread (for callers that run their own
-        threads over the files, as :func:`classicvision.experiments.streaming.stream_images`).
+        threads over the files, as :func:`classicvision.experiments.streaming.stream_images`);
+        ``mirror``: those of the image flipped left to right (cached under their own entry).
 
         Returns
         -------
@@ -307,7 +310,7 @@ class CachedFeatures(StatelessTransformerMixin, TransformerMixin, BaseEstimator)
         read_seconds, dense_sift_seconds : float
         """
         dsift = self._dsift()
-        return self._usable(self._one(path, dsift, self._ready_folder()), path, dsift)
+        return self._usable(self._one(path, dsift, self._ready_folder(), bool(mirror)), path, dsift)
 
     def extract(self, paths, *, progress=False, desc="features"):
         """Features of the image files ``paths`` in order, skipping (and reporting) unreadable ones and
