@@ -312,7 +312,8 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, max_s
                                  "train": train_seconds, "predict": predict_seconds,
                                  "cnn_features_svm": svm["train_seconds"]},
                "protocol": "15-Scene standard: 100 train images per class, the whole test folder as test; "
-                           "settings chosen on a validation split of train only (benchmarks/ablate_cnn.py)",
+                           "settings never chosen on the test split (benchmarks/ablate_cnn.py validates them on "
+                           "a split of train)",
                "epoch_seconds": history["seconds"], "history": history,
                "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
                "budget": budget, "skipped": train_errors + test_errors, "warnings": warnings,
@@ -329,6 +330,7 @@ def run_cnn(data, *, epochs=None, out=None, progress=True, random_state=0, max_s
 
 def _cnn_report(r: dict, ablation: Path | None = None) -> list:
     """The CNN report's own sections (markdown lines); :func:`write_report` adds the summary and per-class table."""
+    has_ablation = ablation is not None and Path(ablation).is_file() and Path(ablation).with_suffix(".json").is_file()
     s, h, svm, b = r["settings"], r["history"], r["cnn_features_svm"], r["budget"]
     held_out = not np.isnan(h["val_accuracy"]).all()
     lines = [
@@ -349,8 +351,11 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
         "better than unseen ones.", "",
         (f"Held-out part: {s['val_fraction']:.0%} of the training split (stratified), not trained on. "
          if held_out else "All training images were trained on. ")
-        + "The settings were chosen on a validation split of the training images (the ablation below); the test "
-          "split is used only for the numbers above.", "",
+        + ("The settings were chosen on a validation split of the training images (the ablation below); "
+           if has_ablation else
+           "No ablation has been run (`benchmarks/ablate_cnn.py`): the settings are choices from the literature "
+           "sized by a throughput measurement, not validated; ")
+        + "the test split is used only for the numbers above.", "",
         "## Network and training", "",
         f"{s['architecture']} network, widths {'-'.join(map(str, s['channels']))}, {s['blocks']} block(s) per stage, "
         f"{s['image_size']} px input; {s['optimizer']} (peak lr {s['lr']:g}, weight decay {s['weight_decay']:g}), "
@@ -366,9 +371,11 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
                   f"to reading and the probe ({b['probe_seconds']:.0f} s), {b['reserve_seconds']:.0f} s were kept for prediction and the SVM, so "
                   f"training got {b['train_max_seconds']:.0f} s. After the first epochs ({first} s) "
                   f"{s['epochs_planned']} epochs were planned (at most {s['max_epochs']}); {s['epochs']} ran"
-                  + (" (stopped by the budget)." if s["stopped_early"] else ".")
-                  + f" To repeat the run exactly: `bench cnn --epochs {s['epochs_planned']} --max-seconds 0 "
-                    f"--threads {s['n_threads']}` (the same seed).", ""]
+                  + (f" (stopped by the budget before the schedule's end: `bench cnn --epochs {s['epochs_planned']} "
+                     f"--max-seconds 0 --threads {s['n_threads']}` runs the same schedule to its end)."
+                     if s["stopped_early"] else
+                     f". To repeat the run exactly: `bench cnn --epochs {s['epochs_planned']} --max-seconds 0 "
+                     f"--threads {s['n_threads']}` (the same seed)."), ""]
     lines += [
         f"Mean epoch time {np.mean(h['seconds']):.1f} s (min {np.min(h['seconds']):.1f}, "
         f"max {np.max(h['seconds']):.1f})" + (f"; final held-out accuracy {h['val_accuracy'][-1]:.1%}." if held_out
@@ -378,7 +385,7 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
     lines += [f"| {i + 1} | {h['loss'][i]:.3f} | {h['train_accuracy'][i]:.3f} | {h['val_accuracy'][i]:.3f} | "
               f"{h['lr'][i]:.4f} | {h['seconds'][i]:.1f} |" for i in range(len(h["loss"]))]
     lines += ["", "![training curves](training_curves.png)"]
-    if ablation is not None and Path(ablation).is_file() and Path(ablation).with_suffix(".json").is_file():
+    if has_ablation:
         text = Path(ablation).read_text().splitlines()
         lines += ["", f"## Ablation (from `{Path(ablation).name}`)", ""]
         lines += [("#" + line) if line.startswith("#") else line for line in text[1:]]
