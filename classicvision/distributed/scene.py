@@ -49,7 +49,7 @@ from ..experiments.scene import PROTOCOL, check_training_classes, list_splits
 from ..experiments.workers import check_writable_folder
 from ..recognition.codebook import learn_codebook, nearest_words
 from ..recognition.transformers import DenseSIFT
-from .classifier import fit_exact, fit_sgd, load_encoded
+from .classifier import ALPHA, fit_exact, fit_sgd, load_encoded
 from .cluster import connect, dashboard, run_stage
 from .sampling import merge_reservoirs
 from .store import partition_names, partition_paths, read_partition, remove_stale
@@ -97,7 +97,7 @@ def reservoir_threshold(folder, names, k: int) -> float:
 
 def run_bovw_dask(data, *, scheduler="local", client=None, classifier="exact", partition_size=32,
                   n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True, max_side=None, encoding="soft",
-                  kernels=("chi2",), C=(30.0, 100.0), cv=3, sample_size=100_000, max_iter=20, alpha=1e-4,
+                  kernels=("chi2",), C=(30.0, 100.0), cv=3, sample_size=100_000, max_iter=20, alpha=ALPHA,
                   epochs=5, out=None, progress=True, random_state=0, n_jobs=-1) -> dict:
     """Bag of words + spatial pyramid + linear SVM on a Dask cluster (the stages in the module docstring).
 
