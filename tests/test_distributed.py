@@ -141,6 +141,9 @@ def test_same_codebook_and_accuracy_as_single_process_then_restart_reuses(client
     assert result["cache"]["extract_computed"] == n_parts and result["cache"]["encode_computed"] == n_parts
     assert json.loads((out / "results.json").read_text())["accuracy"] == result["accuracy"]
     assert not (out / "partial.json").exists()
+    worker = result["worker_seconds"]  # wall and CPU seconds of the worker stages
+    assert set(worker) == {"read", "dense_sift", "read_cpu", "dense_sift_cpu", "encode", "encode_cpu"}
+    assert all(v >= 0 for v in worker.values()) and worker["dense_sift_cpu"] > 0
     # a restart reuses every finished partition: nothing is computed again
     again = run_bovw_dask(dataset, client=client, out=out, **SETTINGS)
     assert again["cache"]["extract_computed"] == 0 and again["cache"]["extract_reused"] == n_parts

@@ -238,7 +238,8 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
     enc_names = {split: [f"{n}-{code}" for n in names[split]] for split in names}
     calls = [(e, (str(features_dir), n, str(encoded_dir), e, codebook_future, sigma, bow_params))
              for split in ("train", "test") for n, e in zip(names[split], enc_names[split])]
-    tally("encode", run_stage(client, encode_partition, calls, stage="encode", progress=progress))
+    encoded = run_stage(client, encode_partition, calls, stage="encode", progress=progress)
+    tally("encode", encoded)
     stage["encode"] = time.perf_counter() - t
     finished("encode", seconds=stage["encode"], partitions=counts["encode"])
 
@@ -269,8 +270,10 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
     if not len(y_true):
         raise ValueError(f"no usable test image in {data}/test: all {len(test_paths)} files were skipped")
-    worker = {"read": sum(m["read_seconds"] for m in metas if "read_seconds" in m),
-              "dense_sift": sum(m["dense_sift_seconds"] for m in metas if "dense_sift_seconds" in m)}
+    worker = {key: sum(m[f"{key}_seconds"] for m in metas if f"{key}_seconds" in m)
+              for key in ("read", "dense_sift", "read_cpu", "dense_sift_cpu")}
+    worker.update({name: sum(m[key] for m in encoded if key in m)
+                   for name, key in (("encode", "seconds"), ("encode_cpu", "cpu_seconds"))})
     results = {
         **scores(y_true, y_pred, class_names), "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
         "seconds": time.perf_counter() - start_all, "stage_seconds": stage, "settings": settings,
