@@ -123,6 +123,17 @@ def _reference(dataset, settings):
     return codebook, float(np.mean(y_pred == out["test"][1]))
 
 
+def test_local_workers_run_one_kernel_thread(client, monkeypatch):
+    from classicvision.distributed.cluster import worker_environment
+
+    expected = os.environ.get("CLASSICVISION_NUM_THREADS", "1")
+    assert set(client.run(lambda: os.environ.get("CLASSICVISION_NUM_THREADS")).values()) == {expected}
+    monkeypatch.delenv("CLASSICVISION_NUM_THREADS", raising=False)
+    assert worker_environment(2) == {"CLASSICVISION_NUM_THREADS": "2"}
+    monkeypatch.setenv("CLASSICVISION_NUM_THREADS", "3")
+    assert worker_environment(1) == {}  # the workers inherit the caller's setting
+
+
 def test_parse_scheduler_refuses_bad_values():
     assert parse_scheduler("local") == ("local", None)
     for bad in ("local:0", "local:x", "remote", "tcp:/x"):
