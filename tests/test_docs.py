@@ -30,7 +30,8 @@ DOCS_COMMAND = "python -m sphinx -W -b html docs docs/_build"
 # Modules whose public callables (their ``__all__``) get pages besides ``classicvision.__all__``.
 MODULES = ("classicvision.io", "classicvision.datasets", "classicvision.download", "classicvision.viz",
            "classicvision.experiments.scene", "classicvision.experiments.cnn", "classicvision.experiments.cache",
-           "classicvision.experiments.reports", "classicvision.experiments.workers")
+           "classicvision.experiments.reports", "classicvision.experiments.workers",
+           "classicvision.experiments.crops")
 
 
 def documented(text: str) -> set[str]:
