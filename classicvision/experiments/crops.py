@@ -2,11 +2,11 @@
 
 For scaling runs (``benchmarks/bench_scale.py``): :func:`write_crops` writes ``n_images`` new
 JPEG files ``<out>/<class>/<i>.jpg`` cut from the images of ``<root>/<split>/<class>/*``. Image
-``i`` comes from source ``i mod n_sources`` (the sources in the order of
-:func:`~classicvision.datasets.load_image_folder`, so every source gives ``n_images / n_sources``
-crops, give or take one, and the classes keep their proportions), cut by :func:`random_crop` with
-a generator seeded by ``(seed, i)``: the same arguments give the same files, in whatever order
-they are written.
+``i`` comes from source ``order[i mod n_sources]``, ``order`` a permutation of the sources drawn
+from ``numpy.random.default_rng(seed)`` (so every source gives ``n_images / n_sources`` crops, give
+or take one, and fewer crops than sources are a random sample of them, every class included in
+proportion on average), cut by :func:`random_crop` with a generator seeded by ``(seed, i)``: the
+same arguments give the same files, in whatever order they are written.
 
 A crop (:func:`random_crop`) draws a side fraction ``s`` uniform in ``scale`` and an aspect
 change ``a`` log-uniform in ``aspect``, and keeps ``round(width * s * sqrt(a))`` columns and
@@ -146,7 +146,8 @@ def write_crops(root, out, n_images: int, *, split: str = "train", seed: int = 0
         Number of crops, at least 0.
     split : str
     seed : int
-        Crop ``i`` uses ``numpy.random.default_rng([seed, i])``.
+        Seeds the order of the sources (``numpy.random.default_rng(seed)``) and crop ``i``
+        (``numpy.random.default_rng([seed, i])``).
     quality : int
         JPEG quality, 1 to 100.
     scale, aspect, flip
@@ -205,10 +206,12 @@ def write_crops(root, out, n_images: int, *, split: str = "train", seed: int = 0
     labels = np.zeros(n_images, np.int64)
     for name in class_names:
         (out / name).mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(int(seed)).permutation(n)
     done = 0
-    for j in range(min(n, n_images)):
+    for position in range(min(n, n_images)):
+        j = int(order[position])
         image = np.round(read_image(sources[j]) * 255).astype(np.uint8)
-        for i in range(j, n_images, n):
+        for i in range(position, n_images, n):
             crop = _crop(image, np.random.default_rng([int(seed), i]), *options)
             path = out / class_names[source_labels[j]] / f"{i:0{digits}d}.jpg"
             if not cv2.imwrite(os.fspath(path), crop.image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
