@@ -86,12 +86,19 @@ def reservoir_threshold(folder, names, k: int) -> float:
     """The ``k``-th smallest reservoir key over the partitions ``names`` (inf when there are fewer).
 
     Reads each partition's sorted ``reservoir_keys`` (at most ``k`` float64 each) from the shared
-    folder, keeping ``k`` keys in memory at a time.
+    folder, keeping about ``2 k`` keys in memory: they are buffered and cut back to the ``k``
+    smallest each time the buffer reaches ``k`` (one sort per ``k`` keys read, not one per partition).
     """
-    best = np.zeros(0)
+    k = int(k)
+    best, pending, n_pending = np.zeros(0), [], 0
     for name in names:
         keys = np.asarray(read_partition(folder, name, keys=("reservoir_keys",))[0]["reservoir_keys"])
-        best = np.sort(np.concatenate([best, keys]))[:k]
+        pending.append(keys)
+        n_pending += len(keys)
+        if n_pending >= k:
+            best, pending, n_pending = np.sort(np.concatenate([best, *pending]))[:k], [], 0
+    if pending:
+        best = np.sort(np.concatenate([best, *pending]))[:k]
     return float(best[-1]) if len(best) >= k else float("inf")
 
 
