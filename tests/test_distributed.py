@@ -20,7 +20,7 @@ pytest.importorskip("distributed")
 from classicvision.distributed import store  # noqa: E402
 from classicvision.distributed.cluster import connect, parse_scheduler  # noqa: E402
 from classicvision.distributed.sampling import merge_reservoirs, reservoir  # noqa: E402
-from classicvision.distributed.scene import codebook_from_sample, run_bovw_dask  # noqa: E402
+from classicvision.distributed.scene import codebook_from_sample, reservoir_threshold, run_bovw_dask  # noqa: E402
 
 SETTINGS = dict(n_words=12, levels=2, step=8, sizes=(16,), kernels=("hellinger",), C=(1.0,), cv=2,
                 sample_size=1500, max_iter=10, partition_size=3, progress=False, random_state=0, n_jobs=1)
@@ -123,6 +123,32 @@ def _reference(dataset, settings):
     return codebook, float(np.mean(y_pred == out["test"][1]))
 
 
+def test_local_workers_run_one_kernel_thread(client, monkeypatch):
+    from classicvision.distributed.cluster import worker_environment
+
+    expected = os.environ.get("CLASSICVISION_NUM_THREADS", "1")
+    assert set(client.run(lambda: os.environ.get("CLASSICVISION_NUM_THREADS")).values()) == {expected}
+    monkeypatch.delenv("CLASSICVISION_NUM_THREADS", raising=False)
+    assert worker_environment(2) == {"CLASSICVISION_NUM_THREADS": "2"}
+    monkeypatch.setenv("CLASSICVISION_NUM_THREADS", "3")
+    assert worker_environment(1) == {}  # the workers inherit the caller's setting
+
+
+@pytest.mark.parametrize("k", [1, 7, 40, 1000])
+def test_merged_sample_and_threshold_are_the_k_smallest_keys_of_all_partitions(tmp_path, k):
+    rng = np.random.default_rng(k)
+    parts = [reservoir(int(n), k, seed=3, partition=i) for i, n in enumerate(rng.integers(0, 30, 25))]
+    rows = [rng.random((len(keys), 4)).astype(np.float32) for keys, _ in parts]
+    all_keys = np.concatenate([keys for keys, _ in parts])
+    order = np.argsort(all_keys, kind="stable")[:k]
+    expected = np.concatenate(rows)[order]
+    np.testing.assert_array_equal(merge_reservoirs(((keys, r) for (keys, _), r in zip(parts, rows)), k), expected)
+    for i, (keys, index) in enumerate(parts):
+        store.write_partition(tmp_path, f"p{i}", {"reservoir_keys": keys, "reservoir_index": index}, {})
+    threshold = reservoir_threshold(tmp_path, [f"p{i}" for i in range(len(parts))], k)
+    assert threshold == (np.sort(all_keys)[k - 1] if len(all_keys) >= k else float("inf"))
+
+
 def test_parse_scheduler_refuses_bad_values():
     assert parse_scheduler("local") == ("local", None)
     for bad in ("local:0", "local:x", "remote", "tcp:/x"):
@@ -141,6 +167,9 @@ def test_same_codebook_and_accuracy_as_single_process_then_restart_reuses(client
     assert result["cache"]["extract_computed"] == n_parts and result["cache"]["encode_computed"] == n_parts
     assert json.loads((out / "results.json").read_text())["accuracy"] == result["accuracy"]
     assert not (out / "partial.json").exists()
+    worker = result["worker_seconds"]  # wall and CPU seconds of the worker stages
+    assert set(worker) == {"read", "dense_sift", "read_cpu", "dense_sift_cpu", "encode", "encode_cpu"}
+    assert all(v >= 0 for v in worker.values()) and worker["dense_sift_cpu"] > 0
     # a restart reuses every finished partition: nothing is computed again
     again = run_bovw_dask(dataset, client=client, out=out, **SETTINGS)
     assert again["cache"]["extract_computed"] == 0 and again["cache"]["extract_reused"] == n_parts

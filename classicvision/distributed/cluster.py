@@ -1,10 +1,11 @@
 """Connect to a Dask scheduler from a ``--scheduler`` string, and run one stage's tasks with a progress bar.
 
 ``local`` or ``local:N`` starts a :class:`distributed.LocalCluster` of ``N`` worker processes
-(default: the CPU count), one thread each, and closes it when the ``with`` block ends, however it
-ends. Its workers run :func:`classicvision.experiments.workers.guard_worker` when they start
-(a worker plugin, so a worker the nanny restarts after a crash runs it too): they end when the
-process that started the cluster ends, even by SIGKILL. ``tcp://HOST:PORT`` (or ``tls://``,
+(default: the CPU count), one thread each (and one kernel thread each: :func:`worker_environment`),
+and closes it when the ``with`` block ends, however it ends. Its workers run
+:func:`classicvision.experiments.workers.guard_worker` when they start (a worker plugin, so a
+worker the nanny restarts after a crash runs it too): they end when the process that started the
+cluster ends, even by SIGKILL. ``tcp://HOST:PORT`` (or ``tls://``,
 ``ucx://``) connects to a running scheduler and leaves its cluster as it was.
 """
 
@@ -18,7 +19,7 @@ import sys
 
 from ..experiments.workers import guard_worker
 
-__all__ = ["connect", "dashboard", "parse_scheduler", "run_stage"]
+__all__ = ["connect", "dashboard", "parse_scheduler", "run_stage", "worker_environment"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +84,37 @@ def connect(scheduler: str = "local", **cluster_options):
         return
     options = {"n_workers": n_workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
                "dashboard_address": ":0", **cluster_options}
+    options["env"] = {**worker_environment(options["threads_per_worker"]), **(options.get("env") or {})}
     with LocalCluster(**options) as cluster, Client(cluster) as client:
         from distributed.diagnostics.plugin import WorkerPlugin
 
         plugin = type("GuardPlugin", (_GuardPlugin, WorkerPlugin), {})(os.getpid())
         client.register_plugin(plugin, name=_GuardPlugin.name)
         yield client
+
+
+def worker_environment(threads_per_worker: int, environ=None) -> dict:
+    """The variables a local cluster's workers start with: ``CLASSICVISION_NUM_THREADS`` set to
+    ``threads_per_worker``, unless ``environ`` (default: this process's environment) sets it,
+    in which case the workers inherit that value.
+
+    The kernels' thread pool sizes itself to the CPU count by default (``CLASSICVISION_NUM_THREADS``
+    unset), so ``N`` worker processes on ``N`` cores would run ``N`` pool threads each on the same
+    cores: the oversubscription Dask avoids for BLAS by setting ``OMP_NUM_THREADS=1`` in its workers.
+
+    Returns
+    -------
+    dict of str to str
+
+    Examples
+    --------
+    >>> worker_environment(1, environ={}), worker_environment(1, environ={"CLASSICVISION_NUM_THREADS": "4"})
+    ({'CLASSICVISION_NUM_THREADS': '1'}, {})
+    """
+    environ = os.environ if environ is None else environ
+    if "CLASSICVISION_NUM_THREADS" in environ:
+        return {}
+    return {"CLASSICVISION_NUM_THREADS": str(int(threads_per_worker))}
 
 
 def dashboard(client) -> str:

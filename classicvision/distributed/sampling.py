@@ -47,20 +47,35 @@ def reservoir(n: int, k: int, seed: int, partition: int) -> tuple[np.ndarray, np
 def merge_reservoirs(reservoirs, k: int) -> np.ndarray:
     """The ``k`` rows with the smallest keys among ``(keys, rows)`` pairs (any iterable), sorted by key.
 
-    Memory stays at ``2 k`` rows however many reservoirs stream in. Returns ``(m, D)`` float32,
+    Pairs are buffered and merged with the best ``k`` so far each time the buffer reaches ``k``
+    rows, so memory stays at about ``2 k`` rows however many reservoirs stream in, and the work is
+    one sort per ``k`` rows seen (not one per reservoir: with thousands of partitions that
+    re-sorting dominated). Ties keep the order of arrival. Returns ``(m, D)`` float32,
     ``m = min(k, total rows)``.
     """
+    k = int(k)
     best_keys, best_rows = np.zeros(0), None
+    pending_keys, pending_rows, pending = [], [], 0
+
+    def merged(keys, rows):
+        keys, rows = np.concatenate([keys, *pending_keys]), np.concatenate([rows, *pending_rows])
+        order = np.argsort(keys, kind="stable")[:k]
+        return keys[order], rows[order]
+
     for keys, rows in reservoirs:
         if len(keys) == 0:
             continue
         rows = np.asarray(rows, np.float32)
         if best_rows is None:
             best_rows = np.zeros((0, rows.shape[1]), np.float32)
-        keys = np.concatenate([best_keys, keys])
-        rows = np.concatenate([best_rows, rows])
-        order = np.argsort(keys, kind="stable")[:int(k)]
-        best_keys, best_rows = keys[order], rows[order]
+        pending_keys.append(np.asarray(keys))
+        pending_rows.append(rows)
+        pending += len(keys)
+        if pending >= k:
+            best_keys, best_rows = merged(best_keys, best_rows)
+            pending_keys, pending_rows, pending = [], [], 0
     if best_rows is None:
         return np.zeros((0, 0), np.float32)
+    if pending:
+        best_keys, best_rows = merged(best_keys, best_rows)
     return best_rows

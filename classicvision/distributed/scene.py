@@ -49,7 +49,7 @@ from ..experiments.scene import PROTOCOL, check_training_classes, list_splits
 from ..experiments.workers import check_writable_folder
 from ..recognition.codebook import learn_codebook, nearest_words
 from ..recognition.transformers import DenseSIFT
-from .classifier import fit_exact, fit_sgd, load_encoded
+from .classifier import ALPHA, fit_exact, fit_sgd, load_encoded
 from .cluster import connect, dashboard, run_stage
 from .sampling import merge_reservoirs
 from .store import partition_names, partition_paths, read_partition, remove_stale
@@ -86,18 +86,25 @@ def reservoir_threshold(folder, names, k: int) -> float:
     """The ``k``-th smallest reservoir key over the partitions ``names`` (inf when there are fewer).
 
     Reads each partition's sorted ``reservoir_keys`` (at most ``k`` float64 each) from the shared
-    folder, keeping ``k`` keys in memory at a time.
+    folder, keeping about ``2 k`` keys in memory: they are buffered and cut back to the ``k``
+    smallest each time the buffer reaches ``k`` (one sort per ``k`` keys read, not one per partition).
     """
-    best = np.zeros(0)
+    k = int(k)
+    best, pending, n_pending = np.zeros(0), [], 0
     for name in names:
         keys = np.asarray(read_partition(folder, name, keys=("reservoir_keys",))[0]["reservoir_keys"])
-        best = np.sort(np.concatenate([best, keys]))[:k]
+        pending.append(keys)
+        n_pending += len(keys)
+        if n_pending >= k:
+            best, pending, n_pending = np.sort(np.concatenate([best, *pending]))[:k], [], 0
+    if pending:
+        best = np.sort(np.concatenate([best, *pending]))[:k]
     return float(best[-1]) if len(best) >= k else float("inf")
 
 
 def run_bovw_dask(data, *, scheduler="local", client=None, classifier="exact", partition_size=32,
                   n_words=1000, levels=3, step=8, sizes=(16,), rootsift=True, max_side=None, encoding="soft",
-                  kernels=("chi2",), C=(30.0, 100.0), cv=3, sample_size=100_000, max_iter=20, alpha=1e-4,
+                  kernels=("chi2",), C=(30.0, 100.0), cv=3, sample_size=100_000, max_iter=20, alpha=ALPHA,
                   epochs=5, out=None, progress=True, random_state=0, n_jobs=-1) -> dict:
     """Bag of words + spatial pyramid + linear SVM on a Dask cluster (the stages in the module docstring).
 
@@ -238,7 +245,8 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
     enc_names = {split: [f"{n}-{code}" for n in names[split]] for split in names}
     calls = [(e, (str(features_dir), n, str(encoded_dir), e, codebook_future, sigma, bow_params))
              for split in ("train", "test") for n, e in zip(names[split], enc_names[split])]
-    tally("encode", run_stage(client, encode_partition, calls, stage="encode", progress=progress))
+    encoded = run_stage(client, encode_partition, calls, stage="encode", progress=progress)
+    tally("encode", encoded)
     stage["encode"] = time.perf_counter() - t
     finished("encode", seconds=stage["encode"], partitions=counts["encode"])
 
@@ -269,8 +277,10 @@ def _run(client, data, scheduler, classifier, partition_size, n_words, levels, s
     y_pred = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
     if not len(y_true):
         raise ValueError(f"no usable test image in {data}/test: all {len(test_paths)} files were skipped")
-    worker = {"read": sum(m["read_seconds"] for m in metas if "read_seconds" in m),
-              "dense_sift": sum(m["dense_sift_seconds"] for m in metas if "dense_sift_seconds" in m)}
+    worker = {key: sum(m[f"{key}_seconds"] for m in metas if f"{key}_seconds" in m)
+              for key in ("read", "dense_sift", "read_cpu", "dense_sift_cpu")}
+    worker.update({name: sum(m[key] for m in encoded if key in m)
+                   for name, key in (("encode", "seconds"), ("encode_cpu", "cpu_seconds"))})
     results = {
         **scores(y_true, y_pred, class_names), "y_true": y_true.tolist(), "y_pred": y_pred.tolist(),
         "seconds": time.perf_counter() - start_all, "stage_seconds": stage, "settings": settings,

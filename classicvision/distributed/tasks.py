@@ -54,14 +54,17 @@ def extract_partition(paths, folder, name: str, index: int, dsift_params: dict, 
     -------
     dict
         ``name``, ``computed`` (bool), ``kept`` (list of indices into ``paths``), ``errors``
-        (list of str), ``n_descriptors``, ``read_seconds``, ``dense_sift_seconds``.
+        (list of str), ``n_descriptors``, ``read_seconds``, ``dense_sift_seconds`` (wall) and
+        ``read_cpu_seconds``, ``dense_sift_cpu_seconds`` (CPU time of the worker process, all its
+        threads: it does not advance while the process waits for a core or is stopped, so a
+        wall time far above it means the machine, not the task, was slow).
     """
     found = read_partition(folder, name, keys=())
     if found is None:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         images, kept, errors = read_images(paths)
-        read_s = time.perf_counter() - t
-        t = time.perf_counter()
+        read_s, read_cpu = time.perf_counter() - t, time.process_time() - cpu
+        t, cpu = time.perf_counter(), time.process_time()
         features = DenseSIFT(**dsift_params).transform(images)
         usable = [i for i, f in enumerate(features) if len(f.descriptors)]
         errors = list(errors) + [f"{paths[kept[i]]}: too small for a dense SIFT patch, skipped"
@@ -73,9 +76,10 @@ def extract_partition(paths, folder, name: str, index: int, dsift_params: dict, 
                        else np.zeros((0, width), np.float32)).astype(np.float16)
         points = np.concatenate([f.points for f in features]) if features else np.zeros((0, 2), np.float32)
         keys, rows = reservoir(len(descriptors), sample_k, seed, index)
-        sift_s = time.perf_counter() - t
+        sift_s, sift_cpu = time.perf_counter() - t, time.process_time() - cpu
         meta = {"errors": errors, "kept": kept.tolist(), "n_descriptors": int(len(descriptors)),
-                "read_seconds": read_s, "dense_sift_seconds": sift_s}
+                "read_seconds": read_s, "dense_sift_seconds": sift_s, "read_cpu_seconds": read_cpu,
+                "dense_sift_cpu_seconds": sift_cpu}
         arrays = {"descriptors": descriptors, "points": points.astype(np.float32),
                   "counts": np.array([len(f.descriptors) for f in features], np.int64),
                   "shapes": np.array([f.shape for f in features], np.int64).reshape(-1, 2), "kept": kept,
@@ -111,17 +115,18 @@ def encode_partition(features_folder, name: str, encoded_folder, encoded_name: s
                      soft_sigma, bow_params: dict) -> dict:
     """Pyramid histograms of a features partition with a fitted codebook, stored as ``encoded_folder/encoded_name``.
 
-    Returns ``{"name": encoded_name, "computed": bool, "n_images": int, "seconds": float}``.
+    Returns ``{"name": encoded_name, "computed": bool, "n_images": int, "seconds": float, "cpu_seconds": float}``
+    (wall and worker-process CPU seconds).
     """
     found = read_partition(encoded_folder, encoded_name, keys=())
     if found is not None:
         return {"name": encoded_name, "computed": False, **found[1]}
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     features = load_features(features_folder, name)
     bow = encoder(codebook, soft_sigma, bow_params)
     dim = int(bow.n_words) * (4 ** int(bow.levels) - 1) // 3
     hist = bow.transform(features) if features else np.zeros((0, dim), np.float32)
-    meta = {"n_images": int(len(hist)), "seconds": time.perf_counter() - t}
+    meta = {"n_images": int(len(hist)), "seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - cpu}
     computed = write_partition(encoded_folder, encoded_name, {"hist": hist}, meta)
     return {"name": encoded_name, "computed": computed, **meta}
 
