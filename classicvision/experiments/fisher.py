@@ -252,7 +252,8 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     features = cached_dense_sift(DenseSIFT(step=step, sizes=tuple(sizes), rootsift=rootsift, max_side=max_side),
                                  cache=cache, out=out, n_jobs=n_jobs, started_at=started_at)
 
-    blas = threadpool_limits(1, user_api="blas")  # threads over images; BLAS one thread in each (streaming)
+    def one_blas_thread():  # threads over images, BLAS one thread in each (streaming); a fresh limit per stage:
+        return threadpool_limits(1, user_api="blas")  # threadpool_limits applies on creation, restores on exit
 
     def encoded(i, path, mirror=False):
         f, error, cached, read_s, sift_s = features.features_of(path, mirror=mirror)
@@ -301,7 +302,7 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
     # 4. training vectors, each image (and its mirror) read, described and encoded in one go (experiments.streaming)
     t = time.perf_counter()
     X_train, again, n_train = None, _Tally(), len(train_paths)
-    with blas:
+    with one_blas_thread():
         for i, views in stream_images(train_paths, encoded_train, threads=threads, progress=progress,
                                       desc="train encoding"):
             for view, (vector, info) in enumerate(views):
@@ -343,7 +344,7 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
                  skipped=test_stats.errors, y_true=y_test[np.asarray(kept_test, np.int64)].tolist(),
                  y_pred=np.concatenate(predictions).tolist() if predictions else [])
 
-    with blas:
+    with one_blas_thread():
         for i, (vector, info) in stream_images(test_paths, encoded, threads=threads, progress=progress,
                                                desc="test encoding"):
             test_stats.add(*info)
