@@ -77,3 +77,29 @@ def scene15_dir(data_root):
     if not (path / "train").is_dir():
         pytest.skip(f"15-Scene not found in {path}")
     return path
+
+
+def _write_textures(root, n=4, size=48):
+    """A tiny train/test folder of three texture classes (blurred blobs, horizontal and vertical stripes),
+    ``n`` images of ``size`` px per class and split; returns ``root``."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for split in ("train", "test"):
+        for kind, name in enumerate(("blobs", "stripes_h", "stripes_v")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                phase = rng.uniform(0, 2 * np.pi)
+                if kind == 0:
+                    image = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 2.0) * 2 - 0.5
+                else:
+                    image = 0.5 + 0.4 * np.sin((yy if kind == 1 else xx) * 0.8 + phase)
+                cv2.imwrite(str(root / split / name / f"{i}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def write_textures():
+    """The end-to-end runner tests' data: ``write_textures(root, n=4, size=48)`` builds a class folder."""
+    return _write_textures

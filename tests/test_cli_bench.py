@@ -103,26 +103,7 @@ def test_a_folder_without_the_dataset_is_one_line(capsys, tmp_path, calls):
     assert err.count("\n") == 1 and "no train/ and test/ folders" in err
 
 
-def _textures(root, n=4, size=48):
-    """A tiny train/test folder of three texture classes (blurred blobs, horizontal and vertical stripes)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    for split in ("train", "test"):
-        for kind, name in enumerate(("blobs", "stripes_h", "stripes_v")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                phase = rng.uniform(0, 2 * np.pi)
-                if kind == 0:
-                    image = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 2.0) * 2 - 0.5
-                else:
-                    image = 0.5 + 0.4 * np.sin((yy if kind == 1 else xx) * 0.8 + phase)
-                cv2.imwrite(str(root / split / name / f"{i}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
-    return root
-
-
-def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_path):
+def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_path, write_textures):
     """The real runner through the command line on a tiny folder: the report files, the JSON keys of
     bench bovw, and the same predictions as DenseSIFT -> FisherVector -> LinearSVC composed by hand."""
     from sklearn.pipeline import make_pipeline
@@ -132,7 +113,7 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
     from classicvision.recognition.fisher import FisherVector
     from classicvision.recognition.transformers import DenseSIFT
 
-    data = _textures(tmp_path / "data")
+    data = write_textures(tmp_path / "data")
     out = tmp_path / "out"
     code = main(["bench", "fisher", "--data", str(data), "--out", str(out), "--json", "--n-components", "4",
                  "--n-pca", "16"])
@@ -167,9 +148,9 @@ def test_bench_fisher_end_to_end_equals_the_pipeline_built_by_hand(capsys, tmp_p
     assert result["y_pred"] == by_hand.predict(test).tolist() and result["y_true"] == y_test.tolist()
 
 
-def test_bench_fisher_with_vlad_end_to_end(capsys, tmp_path):
+def test_bench_fisher_with_vlad_end_to_end(capsys, tmp_path, write_textures):
     """--encoding vlad through the real runner (VLAD has no n_jobs to reset after its fit)."""
-    data = _textures(tmp_path / "data")
+    data = write_textures(tmp_path / "data")
     code = main(["bench", "fisher", "--data", str(data), "--out", str(tmp_path / "out"), "--json",
                  "--encoding", "vlad"])
     captured = capsys.readouterr()

@@ -289,29 +289,10 @@ def test_bad_arguments_are_refused_before_any_run(capsys, tmp_path, data_root, f
 
 
 # --------------------------------------------------------------------------- end to end, tiny data
-def textures(root, n=6, size=48):
-    """train/ and test/ folders of three texture classes (blurred noise, horizontal, vertical stripes)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    for split in ("train", "test"):
-        for kind, name in enumerate(("blobs", "stripes_h", "stripes_v")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                phase = rng.uniform(0, 2 * np.pi)
-                if kind == 0:
-                    image = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 2.0) * 2 - 0.5
-                else:
-                    image = 0.5 + 0.4 * np.sin((yy if kind == 1 else xx) * 0.8 + phase)
-                cv2.imwrite(str(root / split / name / f"{i}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
-    return root
-
-
 @pytest.mark.slow
-def test_every_real_runner_on_tiny_data(tmp_path):
+def test_every_real_runner_on_tiny_data(tmp_path, write_textures):
     """The real runners, small settings: each sub-folder's report, the table, the figure, paired SEs."""
-    data = textures(tmp_path / "data")
+    data = write_textures(tmp_path / "data", n=6)
     methods = list(compare.METHODS) if HAS_TORCH else ["tiny_knn", "bovw", "vlad", "fisher"]
     out = tmp_path / "out"
     start = time.perf_counter()
