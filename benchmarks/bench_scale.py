@@ -29,7 +29,9 @@ the workers find numba's cache warm. The machine line records the load average a
 Run: ``python benchmarks/bench_scale.py [--n-images 50000] [--workers 1,2] [--partition-size 32]
 [--n-test 0] [--epochs 5] [--kernel chi2] [--seed 0] [--keep-images] [--images DIR] [--tmp DIR]
 [--data DIR] [--out benchmarks/results]``; writes ``scale.md`` and ``scale.json``. Quick check:
-``--n-images 300 --n-test 150 --out /tmp/bench``.
+``--n-images 300 --n-test 150 --out /tmp/bench``. Worker counts run in separate calls (each is
+minutes to an hour long) are put into one table by ``--merge A/scale.json B/scale.json --out DIR``,
+which runs nothing and refuses files of different setups.
 """
 
 from __future__ import annotations
@@ -251,6 +253,31 @@ def markdown(runs: list, info: dict, setup: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(paths, out) -> dict:
+    """One results file from the runs of several ``scale.json`` files of the same setup."""
+    import json
+
+    results = [json.loads(Path(path).read_text()) for path in paths]
+    keys = ("n_images", "seed", "partition_size", "epochs", "kernel", "alpha")
+    for path, r in zip(paths, results):
+        if any(r["setup"].get(k) != results[0]["setup"].get(k) for k in keys):
+            raise SystemExit(f"{path}: a different setup ({', '.join(keys)}) from {paths[0]}")
+    runs = sorted((run for r in results for run in r["runs"]), key=lambda run: run["workers"])
+    for run in runs:
+        run["speed_up"] = runs[0]["seconds"] / run["seconds"]
+    setup = {**results[0]["setup"], "workers": [run["workers"] for run in runs]}
+    dates = ", ".join(r["machine"]["date"] for r in results)
+    info = {**results[-1]["machine"], "date": dates}
+    command = "python benchmarks/bench_scale.py --merge " + " ".join(str(p) for p in paths) + \
+        " (runs of: " + "; ".join(r.get("command", "?") for r in results) + ")"
+    text = markdown(runs, info, setup, command)
+    result = {"setup": setup, "runs": runs, "machine": info, "merged_from": [str(p) for p in paths],
+              "per_worker_rss_bounded_note": results[0]["per_worker_rss_bounded_note"]}
+    write_results(out, "scale", text, result)
+    print(text)
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=50_000, help="training crops to generate")
@@ -269,8 +296,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--tmp", type=Path, default=None, help="where the temporary folder goes (outside the repo)")
     parser.add_argument("--data", default=None, help="data folder holding scene15/ (default: the shared data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="run nothing: write one table from the runs of earlier scale.json files (worker "
+                             "counts measured in separate calls, same setup), ordered by worker count")
     add_out_argument(parser)
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     counts = [int(c) for c in args.workers.split(",") if c.strip()]
     if not counts or min(counts) < 1:
         parser.error(f"--workers must list positive worker counts, got {args.workers!r}")
@@ -323,7 +355,7 @@ def main(argv=None) -> dict:
     text = markdown(runs, info, setup, command.strip())
     for r in runs:
         r["speed_up"] = runs[0]["seconds"] / r["seconds"]
-    result = {"setup": setup, "runs": runs, "machine": info,
+    result = {"setup": setup, "runs": runs, "machine": info, "command": command.strip(),
               "per_worker_rss_bounded_note": "peak RSS per worker process (VmHWM), one partition in memory at a time"}
     write_results(args.out, "scale", text, result)
     print(text)
