@@ -38,6 +38,9 @@ VARIANTS = {
     "no-tta": ("prediction from the centred crop only (no mirror); the default's network", {"tta": "none"}, True),
     "ten-crop-tta": ("+ ten test-time views (centre and four corners, and their mirrors); the default's network",
                      {"tta": "crops"}, True),
+    "test-128": ("prediction at 128 px (stored at 144, centred 128 crop) instead of 112; the default's network",
+                 {"test_size": 128}, True),
+    "test-144": ("prediction at 144 px instead of 112; the default's network", {"test_size": 144}, True),
     "simple-net": ("the old SimpleNet (conv-BN-ReLU-maxpool blocks, no residual connections) instead of the ResNet",
                    {"architecture": "simple"}, False),
     "flip-only": ("augmentation: mirror only (no random resized crop, rotation, brightness/contrast)",
@@ -56,10 +59,12 @@ VARIANTS = {
     "adamw": ("AdamW (lr 3e-3, weight decay 0.05) instead of SGD with Nesterov momentum",
               {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.05}, False),
     "no-rotation": ("no random rotation", {"rotation": 0.0}, False),
+    "batch-32": ("batches of 32 instead of 64 (twice the optimizer steps per epoch, same peak lr)",
+                 {"batch_size": 32}, False),
     "mild-crops": ("random resized crops of 50-100% of the area instead of 25-100%", {"crop_scale": (0.5, 1.0)},
                    False),
 }
-DEFAULT_SET = ("default", "no-tta", "ten-crop-tta", "simple-net", "flip-only", "no-label-smoothing", "constant-lr",
+DEFAULT_SET = ("default", "no-tta", "ten-crop-tta", "test-128", "test-144", "simple-net", "flip-only", "no-label-smoothing", "constant-lr",
                "64px", "mixup")
 
 
@@ -176,7 +181,7 @@ def main(argv=None) -> int:
                 default_clf, default_record = clf, dict(record)
         record.update(_score(clf, val_images, val_labels))
         if evaluation:
-            default_clf.set_params(tta=base["tta"])
+            default_clf.set_params(**{key: base[key] for key in options})
         row = {"variant": name, "change": change, "evaluation_only": evaluation,
                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}, **record,
                "load_average": [round(v, 2) for v in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M")}

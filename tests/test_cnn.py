@@ -312,6 +312,29 @@ def test_tta_averages_the_softmax_of_the_views(toy, fitted):
     assert not np.allclose(crops, proba)
 
 
+def test_test_size_feeds_larger_centred_crops_of_a_larger_resize(tmp_path, toy, fitted):
+    _, (test_images, _) = toy
+    clf = clone(fitted).set_params(test_size=24, tta="none")
+    clf.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    crops = clf.network_inputs(test_images)
+    assert crops.shape == (30, 24, 24)
+    # the centred 24 px crop of each image resized (area / bilinear, as cv2) to 24 + 2 * round(24 / 16) = 28
+    stored = _stack(test_images, 28)
+    np.testing.assert_array_equal(crops, stored[:, 2:26, 2:26])
+    x = torch.from_numpy((crops - fitted.mean_) / fitted.std_).unsqueeze(1)
+    with torch.inference_mode():
+        expected = torch.softmax(fitted.model_(x), 1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(test_images), expected, atol=1e-6)
+    at_training_size = clf.set_params(test_size=None).predict_proba(test_images)
+    assert not np.allclose(expected, at_training_size, atol=1e-3)
+    clf.set_params(test_size=24)
+    loaded = load_weights(clf.save_weights(tmp_path / "w.pt"))
+    assert loaded.test_size == 24
+    np.testing.assert_allclose(loaded.predict_proba(test_images), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="test_size"):
+        clf.set_params(test_size=2).predict(test_images)
+
+
 # ---------------------------------------------------------------------------------------- schedule and budget
 def test_learning_rate_schedule():
     rates = [learning_rate(s, 100, peak=0.1, warmup_steps=10) for s in range(100)]

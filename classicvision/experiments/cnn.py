@@ -44,7 +44,8 @@ __all__ = ["run_cnn"]
 CNN_DEFAULTS = dict(architecture="resnet", channels=(32, 64, 128, 256), blocks=1, image_size=112, dropout=0.3,
                     epochs=100, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
                     schedule="cosine", warmup_epochs=2, label_smoothing=0.1, mixup=0.0, crop_scale=(0.25, 1.0),
-                    crop_ratio=(3 / 4, 4 / 3), rotation=10.0, jitter=0.2, tta="flip", val_fraction=0.0)
+                    crop_ratio=(3 / 4, 4 / 3), rotation=10.0, jitter=0.2, tta="flip", test_size=None,
+                    val_fraction=0.0)
 #: Default budget of a whole ``bench cnn`` run in seconds (reading, training, prediction, SVM), under 900.
 RUN_SECONDS = 870.0
 SVM_C_GRID = (0.001, 0.01, 0.1, 1.0)
@@ -362,7 +363,7 @@ def _cnn_report(r: dict, ablation: Path | None = None) -> list:
         f"{s['schedule']} schedule with {s['warmup_epochs']} warm-up epoch(s), batch {s['batch_size']}, label "
         f"smoothing {s['label_smoothing']:g}, mixup {s['mixup']:g}; augmentation: random resized crops "
         f"{s['crop_scale']}, rotation up to {s['rotation']:g} degrees, mirror, brightness/contrast {s['jitter']:g}; "
-        f"test-time views: {s['tta']}.", ""]
+        f"test-time views: {s['tta']} at {s.get('test_size') or s['image_size']} px.", ""]
     if b["max_seconds"] is None:
         lines += [f"No time budget: {s['epochs']} epochs.", ""]
     else:

@@ -73,7 +73,7 @@ def grad_cam(classifier, images, target=None) -> np.ndarray:
 
     Returns
     -------
-    (n, image_size, image_size) float32 array
+    (n, S, S) float32 array
         ``ReLU(sum_k alpha_k A_k)`` upsampled bilinearly (``align_corners=False``), not
         normalized: 0 where nothing speaks for the class; rows and columns as in
         ``classifier.network_inputs(images)``.
@@ -95,7 +95,7 @@ def grad_cam(classifier, images, target=None) -> np.ndarray:
     ((4, 16, 16), dtype('float32'), True)
     """
     torch, x = _inputs(classifier, images)
-    n, size = x.shape[0], classifier.image_size
+    n, size = x.shape[0], x.shape[-1]
     if n == 0:
         return np.zeros((0, size, size), np.float32)
     model = classifier.model_

@@ -15,8 +15,12 @@ of ``image_size + 2 * round(image_size / 16)`` pixels (about 9/8 of the input) a
 tensor. Training batches are augmented on the fly (:mod:`classicvision.recognition.augment`:
 random resized crop, small rotation, mirror, brightness and contrast), optionally mixed
 (mixup, Zhang et al. 2018), and the loss is the label-smoothed cross-entropy (Szegedy et al.
-2016). Prediction takes the centred ``image_size`` crop and averages the softmax (and the
-features) over the views of ``tta``. Pixels are standardized by a mean and a standard deviation
+2016). Prediction takes the centred ``test_size`` crop (``image_size`` unless set) of the image resized
+to ``test_size + 2 * round(test_size / 16)`` and averages the softmax (and the features) over the
+views of ``tta``. A test size above the training size compensates for the random crops, which
+show objects larger in training than the centred crop does at the same input size (Touvron et
+al., "Fixing the train-test resolution discrepancy", NeurIPS 2019); the network pools globally,
+so any size works. Pixels are standardized by a mean and a standard deviation
 measured on the fitting part of the training images only.
 
 Optimization: SGD with Nesterov momentum (or AdamW, Loshchilov & Hutter 2019), weight decay on
@@ -226,6 +230,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Views averaged at prediction: the centred crop, plus its mirror, plus four corner crops
         and their mirrors (:func:`~classicvision.recognition.augment.test_time_transforms`).
         It is used only at prediction time, so it may be changed after ``fit``.
+    test_size : int or None
+        Side of the network input at prediction (see the module docstring); None: ``image_size``.
+        Prediction only, like ``tta``.
     val_fraction : float
         Fraction of the training images held out (stratified) to report held-out accuracy (of the
         centred crop) after each epoch; 0 trains on all of them.
@@ -264,6 +271,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     He et al., "Deep residual learning for image recognition", CVPR 2016.
     Szegedy et al., "Rethinking the Inception architecture for computer vision", CVPR 2016, §7.
     Zhang et al., "mixup: beyond empirical risk minimization", ICLR 2018.
+    Touvron et al., "Fixing the train-test resolution discrepancy", NeurIPS 2019.
     Loshchilov & Hutter, "SGDR", ICLR 2017; "Decoupled weight decay regularization", ICLR 2019.
 
     Examples
@@ -279,7 +287,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                  epochs=30, max_seconds=None, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
                  weight_decay=5e-4, schedule="cosine", warmup_epochs=2, label_smoothing=0.1, mixup=0.0,
                  crop_scale=(0.25, 1.0), crop_ratio=(3 / 4, 4 / 3), rotation=10.0, jitter=0.2, tta="flip",
-                 val_fraction=0.1, device="auto", n_threads=2, random_state=None, progress=None):
+                 test_size=None, val_fraction=0.1, device="auto", n_threads=2, random_state=None, progress=None):
         self.architecture = architecture
         self.channels = channels
         self.blocks = blocks
@@ -301,6 +309,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.rotation = rotation
         self.jitter = jitter
         self.tta = tta
+        self.test_size = test_size
         self.val_fraction = val_fraction
         self.device = device
         self.n_threads = n_threads
@@ -340,6 +349,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if self.image_size < 2 ** len(self.channels):
             raise ValueError(f"image_size must be at least {2 ** len(self.channels)} for {len(self.channels)} "
                              f"blocks, got {self.image_size}")
+        self._validate_test_size()
+
+    def _validate_test_size(self):
+        if self.test_size is not None:
+            check_scalar(self.test_size, "test_size", kind=int, low=2 ** len(self.channels))
+
+    def _test_side(self) -> int:
+        return int(self.image_size if self.test_size is None else self.test_size)
 
     def fit(self, images, y):
         """Train on ``images`` (list of 2-D float32 arrays, any sizes) with labels ``y`` ((n,) array)."""
@@ -430,7 +447,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 correct += int((logits.argmax(1) == target).sum())
             val = float("nan")
             if len(val_idx):
-                proba, _ = self._outputs(torch, stored[val_idx], "none")
+                proba, _ = self._outputs(torch, stored[val_idx], "none", self.image_size)
                 val = float(np.mean(proba.argmax(1) == codes[val_idx]))
             record = {"loss": total_loss / len(fit_idx), "train_accuracy": correct / len(fit_idx),
                       "val_accuracy": val, "lr": lr, "seconds": time.perf_counter() - epoch_start}
@@ -451,10 +468,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         or the first when the warm-up lasts one epoch only (the second epoch's rates depend on the length)."""
         return 1 if (self.schedule == "cosine" and self.warmup_epochs == 1) else 2
 
-    def _outputs(self, torch, stored, tta: str):
-        """Softmax (n, n_classes) and features (n, F), averaged over the views of ``tta``, of stored images."""
+    def _outputs(self, torch, stored, tta: str, size: int):
+        """Softmax (n, n_classes) and features (n, F), averaged over the views of ``tta``, of stored
+        images, with network inputs of side ``size``."""
         self.model_.eval()
-        views = test_time_transforms(tta, base_scale=self.image_size / stored.shape[-1])
+        views = test_time_transforms(tta, base_scale=size / stored.shape[-1])
         probas, features = [], []
         threads = torch.get_num_threads()
         torch.set_num_threads(self.n_threads)
@@ -465,11 +483,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                     proba, embedded = 0, 0
                     for v in range(len(views)):
                         if v == 0:  # the centred crop, exactly
-                            view = _centre(batch, self.image_size)
+                            view = _centre(batch, size)
                         elif v == 1:  # its mirror
-                            view = _centre(batch, self.image_size).flip(-1)
+                            view = _centre(batch, size).flip(-1)
                         else:
-                            view = warp_batch(batch, views[v:v + 1].expand(len(batch), 2, 3), self.image_size)
+                            view = warp_batch(batch, views[v:v + 1].expand(len(batch), 2, 3), size)
                         view = ((view - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
                         e = self.model_.embed(view)
                         proba = proba + torch.softmax(self.model_.classifier(e), 1)
@@ -486,8 +504,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """``predict_proba`` and ``transform`` from one pass over the views: ((n, n_classes), (n, F)) float32."""
         check_is_fitted(self, "model_")
         check_choice(self.tta, "tta", tuple(TTA_VIEWS))
-        stored = _stack(_check_images(images), _pad_size(self.image_size))
-        return self._outputs(import_torch(), stored, self.tta)
+        self._validate_test_size()
+        size = self._test_side()
+        stored = _stack(_check_images(images), _pad_size(size))
+        return self._outputs(import_torch(), stored, self.tta, size)
 
     def predict_proba(self, images) -> np.ndarray:
         """(n, n_classes) float32 class probabilities, columns in the order of ``classes_``."""
@@ -507,9 +527,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return self.predict_proba_and_features(images)[1]
 
     def network_inputs(self, images, *, standardized: bool = False) -> np.ndarray:
-        """(n, image_size, image_size) float32: the centred crops the network sees (in [0, 1], or standardized)."""
+        """(n, S, S) float32 with S the test size: the centred crops the network sees (in [0, 1], or standardized)."""
         check_is_fitted(self, "model_")
-        crops = _centre(_stack(_check_images(images), _pad_size(self.image_size)), self.image_size)
+        self._validate_test_size()
+        size = self._test_side()
+        crops = _centre(_stack(_check_images(images), _pad_size(size)), size)
         return np.ascontiguousarray((crops - self.mean_) / self.std_ if standardized else crops, dtype=np.float32)
 
     def save_weights(self, path) -> Path:
@@ -526,7 +548,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         settings = {"format": 2, "classes": self.classes_.tolist(), "mean": self.mean_, "std": self.std_,
                     "architecture": self.architecture, "image_size": int(self.image_size),
                     "channels": [int(c) for c in self.channels], "blocks": int(self.blocks),
-                    "dropout": float(self.dropout), "tta": self.tta, "n_threads": int(self.n_threads)}
+                    "dropout": float(self.dropout), "tta": self.tta, "n_threads": int(self.n_threads),
+                    "test_size": None if self.test_size is None else int(self.test_size)}
         _side_file(path).write_text(json.dumps(settings, indent=2))
         return path
 
@@ -562,7 +585,8 @@ def load_weights(path, *, device: str = "cpu") -> CNNClassifier:
     tta = settings.get("tta", "flip" if settings.get("flip_test", True) else "none")
     clf = CNNClassifier(architecture=settings.get("architecture", "simple"), image_size=settings["image_size"],
                         channels=tuple(settings["channels"]), blocks=settings.get("blocks", 1),
-                        dropout=settings["dropout"], tta=tta, n_threads=settings["n_threads"], device=device)
+                        dropout=settings["dropout"], tta=tta, test_size=settings.get("test_size"),
+                        n_threads=settings["n_threads"], device=device)
     clf.classes_ = np.asarray(settings["classes"])
     clf.mean_, clf.std_ = settings["mean"], settings["std"]
     clf.n_features_ = int(settings["channels"][-1])
