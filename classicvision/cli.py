@@ -92,7 +92,7 @@ def _bench_parser(sub) -> None:
             p.add_argument("--levels", type=int, default=None, help="spatial pyramid levels (3 = 1x1+2x2+4x4)")
             p.add_argument("--cache", help="features cache folder" + (" of bag of words" if name == "compare" else "")
                            + " (default: under --out)")
-        if name == "bovw":
+        if name in ("bovw", "fisher"):
             p.add_argument("--scheduler", metavar="local[:N]|tcp://HOST:PORT", default=None,
                            help="run on a Dask cluster: local starts N worker processes (default: the CPU count), "
                                 "an address connects to a running scheduler; needs the [dask] extra (default: "
@@ -124,6 +124,8 @@ def _bench_parser(sub) -> None:
             p.add_argument("--image-size", type=int, default=None, help="network input side in pixels (default 112)")
             p.add_argument("--tta", choices=("none", "flip", "crops"), default=None,
                            help="test-time views: centre crop, + mirror (default), + four corner crops and mirrors")
+            p.add_argument("--test-size", type=int, default=None,
+                           help="network input side at prediction (default: the training size)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,7 +291,7 @@ def _run_bench(args) -> int:
     if args.bench == "compare":
         return _report_bench(args, out, _run_compare(args, data, options))
     for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "mirror", "device", "image_size",
-                "tta"):
+                "tta", "test_size"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "max_seconds", None) is not None:
@@ -300,14 +302,19 @@ def _run_bench(args) -> int:
         options["n_threads"] = args.threads if args.threads == "auto" else int(args.threads)
     if getattr(args, "cache", None):
         options["cache"] = Path(args.cache)
-    if args.bench == "bovw" and args.scheduler is not None:
+    if args.bench in ("bovw", "fisher") and args.scheduler is not None:
+        from .distributed import scene as dask_scene
         from .distributed.cluster import parse_scheduler
-        from .distributed.scene import run_bovw_dask as run
 
         parse_scheduler(args.scheduler)  # a bad value is one line before any work
         if "cache" in options:
             raise CommandError("--cache does not apply with --scheduler: the partitions are stored under --out")
+        if options.pop("encoding", "fisher") != "fisher":
+            raise CommandError("--encoding vlad does not apply with --scheduler: the Dask runner encodes Fisher "
+                               "vectors")
+        options.pop("mirror", None)  # --no-mirror: the Dask runner never adds mirror images
         options["scheduler"] = args.scheduler
+        run = dask_scene.run_bovw_dask if args.bench == "bovw" else dask_scene.run_fisher_dask
     elif args.bench == "bovw":
         from .experiments.scene import run_bovw as run
     elif args.bench == "fisher":

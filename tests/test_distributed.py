@@ -271,7 +271,89 @@ def test_sgd_classifier_trains_out_of_core_from_the_stored_partitions(client, da
     reference = SGDClassifier(loss="hinge", alpha=1e-3, average=True, random_state=1)
     for _ in range(2):
         for p in rng.permutation(len(names)):
-            hist = np.asarray(store.read_partition(encoded, names[p])[0]["hist"])
+            hist = np.asarray(store.read_partition(encoded, names[p])[0]["encoded"])
             rows = rng.permutation(len(hist))
             reference.partial_fit(hist[rows], labels[p][rows], classes=np.arange(3))
     np.testing.assert_array_equal(model[-1].coef_, reference.coef_)
+
+
+FISHER = dict(n_components=4, n_pca=16, pyramid=((1, 1), (1, 2)), step=8, sizes=(16,), C=(1.0,), cv=2,
+              sample_size=1500, max_iter=10, partition_size=3, progress=False, random_state=0, n_jobs=1)
+
+
+def _fisher_reference(dataset, settings):
+    """The single-process Fisher-vector pipeline from the same features and reservoir sample, with the
+    positions from ``normalized_positions``: ``(fitted FisherVector, test accuracy)``."""
+    from classicvision.datasets import load_image_folder
+    from classicvision.experiments.fisher import span_svm
+    from classicvision.recognition.fisher import FisherVector
+    from classicvision.recognition.sampling import normalized_positions
+    from classicvision.recognition.transformers import DenseSIFT
+
+    dsift = DenseSIFT(step=settings["step"], sizes=settings["sizes"], rootsift=True)
+    size = settings["partition_size"]
+    out = {}
+    for split in ("train", "test"):
+        paths, y, _ = load_image_folder(dataset, split)
+        features = [f._replace(descriptors=f.descriptors.astype(np.float16).astype(np.float32))
+                    for f in dsift.transform(paths)]
+        out[split] = (features, y)
+    features, y_train = out["train"]
+    reservoirs = []
+    for index, begin in enumerate(range(0, len(features), size)):
+        block = features[begin:begin + size]
+        rows = np.concatenate([np.concatenate([f.descriptors, normalized_positions(f.points, f.shape)], axis=1)
+                               for f in block]).astype(np.float32)
+        keys, take = reservoir(len(rows), settings["sample_size"], settings["random_state"], index)
+        reservoirs.append((keys, rows[take]))
+    sample = merge_reservoirs(reservoirs, settings["sample_size"])
+    fisher = FisherVector(settings["n_components"], n_pca=settings["n_pca"], pyramid=settings["pyramid"],
+                          max_iter=settings["max_iter"], random_state=settings["random_state"])
+    fisher.fit_sample(sample[:, :-2], sample[:, -2:])
+    model, _ = span_svm(fisher.transform(features), y_train, C=settings["C"], cv=settings["cv"],
+                        random_state=settings["random_state"], n_jobs=1)
+    y_pred = model.predict(fisher.transform(out["test"][0]))
+    return fisher, float(np.mean(y_pred == out["test"][1]))
+
+
+def test_fisher_vectors_same_mixture_and_accuracy_as_single_process_then_restart_reuses(client, dataset, tmp_path):
+    import hashlib
+
+    from classicvision.distributed.scene import run_fisher_dask
+
+    out = tmp_path / "out"
+    result = run_fisher_dask(dataset, client=client, out=out, **FISHER)
+    fisher, accuracy = _fisher_reference(dataset, FISHER)
+    gmm = fisher.gmm_
+    state = b"".join(np.ascontiguousarray(a).tobytes() for a in (gmm.weights, gmm.means, gmm.variances))
+    spec = {"kind": "fisher", "n_components": 4, "n_pca": 16, "augment": True, "pyramid": [[1, 1], [1, 2]],
+            "max_iter": 10}
+    state += repr(spec).encode() + fisher.pca_projection_.tobytes() + fisher.pca_mean_.tobytes()
+    assert result["gmm_sha"] == hashlib.blake2b(state, digest_size=8).hexdigest()  # the same PCA and mixture
+    assert abs(result["accuracy"] - accuracy) <= 0.01
+    assert result["accuracy"] > 0.5  # three textures: far above chance (1/3)
+    assert set(result["stage_seconds"]) >= {"features", "sample", "pca_gmm", "encode", "classifier", "predict"}
+    assert result["cv"]["kernel"] == "linear" and result["settings"]["n_components"] == 4
+    assert "Fisher" in (out / "report.md").read_text()
+    dim = 3 * 2 * 4 * (16 + 2)  # cells of 1x1 + 1x2, times 2 K D (PCA 16 + the two positions)
+    name = next((out / "dask" / "encoded").glob("*/encoded.npy"))
+    assert np.load(name).shape[1] == dim
+    again = run_fisher_dask(dataset, client=client, out=out, **FISHER)
+    assert again["cache"]["encode_computed"] == 0 and again["y_pred"] == result["y_pred"]
+
+
+def test_cli_fisher_scheduler_forwarding_and_refusals(capsys, tmp_path, dataset, monkeypatch):
+    from classicvision.cli import main
+    from classicvision.distributed import scene
+
+    calls = []
+    monkeypatch.setattr(scene, "run_fisher_dask", lambda data, **options: calls.append(options) or {"accuracy": 1.0})
+    assert main(["bench", "fisher", "--data", str(dataset), "--out", str(tmp_path), "--scheduler", "local:2",
+                 "--n-components", "8", "--no-mirror", "--json"]) == 0
+    assert calls[0]["scheduler"] == "local:2" and calls[0]["n_components"] == 8 and "mirror" not in calls[0]
+    capsys.readouterr()
+    assert main(["bench", "fisher", "--data", str(dataset), "--out", str(tmp_path), "--scheduler", "local",
+                 "--encoding", "vlad"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--encoding vlad does not apply" in err
+    assert len(calls) == 1

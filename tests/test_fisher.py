@@ -198,3 +198,30 @@ def test_linear_svm_in_the_training_span_is_the_same_classifier():
     primal = span.primal(in_span)   # back on the vectors: the same decisions, coef_ (classes, 3000)
     assert primal.coef_.shape == (4, 3000) and in_span.coef_.shape == (4, 120)
     np.testing.assert_allclose(primal.decision_function(test), direct.decision_function(test), atol=1e-4)
+
+
+def test_fit_sample_is_fit_after_its_sampling_step():
+    from classicvision.recognition.sampling import sample_features
+
+    features = _features()
+    fitted = FisherVector(3, n_pca=4, max_iter=5, sample_size=200, random_state=np.random.RandomState(7)).fit(features)
+    rng = np.random.RandomState(7)  # the generator in the state fit leaves it after drawing its sample
+    sample, positions = sample_features(features, 200, rng)
+    again = FisherVector(3, n_pca=4, max_iter=5, random_state=rng).fit_sample(sample, positions)
+    for a, b in ((fitted.gmm_.means, again.gmm_.means), (fitted.gmm_.variances, again.gmm_.variances),
+                 (fitted.pca_projection_, again.pca_projection_)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fitted.transform(features), again.transform(features))
+    other = FisherVector(3, n_pca=4, max_iter=5, random_state=1).fit_sample(sample, positions)
+    assert not np.allclose(other.gmm_.means, fitted.gmm_.means)  # another seed starts the EM elsewhere
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.zeros((2, 8), np.float32), np.zeros((2, 2))), "N >= n_components"),
+    ((np.full((50, 8), np.nan, np.float32), np.zeros((50, 2))), "NaN"),
+    ((np.zeros((50, 8), np.float32), None), "positions are required"),
+    ((np.zeros((50, 8), np.float32), np.zeros((49, 2))), r"positions must be finite with shape \(50, 2\)"),
+])
+def test_fit_sample_refuses_bad_samples(args, message):
+    with pytest.raises(ValueError, match=message):
+        FisherVector(3, n_pca=4).fit_sample(*args)

@@ -37,8 +37,8 @@ ALPHA = 3e-5
 
 
 def load_encoded(folder, names) -> np.ndarray:
-    """Stack the ``hist`` arrays of the encoded partitions ``names`` (in memory: for ``"exact"`` only)."""
-    parts = [np.asarray(read_partition(folder, name, keys=("hist",))[0]["hist"]) for name in names]
+    """Stack the ``encoded`` arrays of the encoded partitions ``names`` (in memory: for ``"exact"`` only)."""
+    parts = [np.asarray(read_partition(folder, name, keys=("encoded",))[0]["encoded"]) for name in names]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
@@ -95,7 +95,7 @@ def fit_sgd(folder, names, labels, n_classes: int, *, kernel="chi2", alpha=ALPHA
         ``map`` then the fitted ``SGDClassifier``.
     """
     def load(p):
-        return np.asarray(read_partition(folder, names[p], keys=("hist",))[0]["hist"]), np.asarray(labels[p])
+        return np.asarray(read_partition(folder, names[p], keys=("encoded",))[0]["encoded"]), np.asarray(labels[p])
 
     return partial_fit_sgd(load, len(names), n_classes, feature_map=kernel_maps()[kernel], alpha=alpha,
                            epochs=epochs, random_state=random_state)

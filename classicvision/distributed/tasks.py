@@ -11,7 +11,8 @@ single-process features cache stores them), ``points`` (N, 2) float32 (x, y), ``
 int64 descriptors per kept image, ``shapes`` (n, 2) int64 (height, width), ``kept`` (n,) int64
 indices into the partition's paths, ``reservoir_keys`` (m,) float64 (sorted) and
 ``reservoir_index`` (m,) int64 rows of ``descriptors`` (:func:`~classicvision.distributed.sampling.reservoir`). Encoded layout
-(``encoded/<name>/``): ``hist`` (n, n_words * (4**levels - 1) // 3) float32.
+(``encoded/<name>/``): ``encoded`` (n, dim) float32, one row per kept image: pyramid histograms
+(``dim = n_words * (4**levels - 1) // 3``) or Fisher vectors.
 """
 
 from __future__ import annotations
@@ -111,10 +112,11 @@ def encoder(codebook: np.ndarray, soft_sigma, bow_params: dict) -> BagOfWords:
     return bow
 
 
-def encode_partition(features_folder, name: str, encoded_folder, encoded_name: str, codebook: np.ndarray,
-                     soft_sigma, bow_params: dict) -> dict:
-    """Pyramid histograms of a features partition with a fitted codebook, stored as ``encoded_folder/encoded_name``.
+def encode_partition(features_folder, name: str, encoded_folder, encoded_name: str, transformer) -> dict:
+    """The encodings of a features partition, stored as ``encoded_folder/encoded_name``.
 
+    ``transformer`` is a fitted encoder of lists of ImageFeatures (:func:`encoder`'s bag of
+    words, or a :class:`~classicvision.recognition.fisher.FisherVector`), sent to the workers once.
     Returns ``{"name": encoded_name, "computed": bool, "n_images": int, "seconds": float, "cpu_seconds": float}``
     (wall and worker-process CPU seconds).
     """
@@ -123,16 +125,14 @@ def encode_partition(features_folder, name: str, encoded_folder, encoded_name: s
         return {"name": encoded_name, "computed": False, **found[1]}
     t, cpu = time.perf_counter(), time.process_time()
     features = load_features(features_folder, name)
-    bow = encoder(codebook, soft_sigma, bow_params)
-    dim = int(bow.n_words) * (4 ** int(bow.levels) - 1) // 3
-    hist = bow.transform(features) if features else np.zeros((0, dim), np.float32)
-    meta = {"n_images": int(len(hist)), "seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - cpu}
-    computed = write_partition(encoded_folder, encoded_name, {"hist": hist}, meta)
+    vectors = np.asarray(transformer.transform(features), np.float32)   # (0, dim) for an empty partition
+    meta = {"n_images": int(len(vectors)), "seconds": time.perf_counter() - t,
+            "cpu_seconds": time.process_time() - cpu}
+    computed = write_partition(encoded_folder, encoded_name, {"encoded": vectors}, meta)
     return {"name": encoded_name, "computed": computed, **meta}
 
 
 def predict_partition(encoded_folder, encoded_name: str, model) -> np.ndarray:
-    """``model.predict`` of an encoded partition's histograms: ``(n,)`` int64 class indices."""
-    arrays, _ = read_partition(encoded_folder, encoded_name, keys=("hist",))
-    hist = np.asarray(arrays["hist"])
-    return model.predict(hist).astype(np.int64) if len(hist) else np.zeros(0, np.int64)
+    """``model.predict`` of an encoded partition: ``(n,)`` int64 class indices."""
+    vectors = np.asarray(read_partition(encoded_folder, encoded_name, keys=("encoded",))[0]["encoded"])
+    return model.predict(vectors).astype(np.int64) if len(vectors) else np.zeros(0, np.int64)

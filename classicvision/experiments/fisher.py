@@ -65,7 +65,7 @@ from .scene import PROTOCOL, check_training_classes, list_splits
 from .streaming import stream_images
 from .workers import check_writable_folder, guarded
 
-__all__ = ["TrainingSpan", "run_fisher"]
+__all__ = ["TrainingSpan", "run_fisher", "span_svm"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,28 @@ class TrainingSpan(TransformerMixin, BaseEstimator):
         model.coef_ = np.ascontiguousarray((self.vectors_.T @ weights).T)
         model.n_features_in_ = self.vectors_.shape[1]
         return model
+
+
+def span_svm(X, y, *, C=(1.0, 3.0, 10.0, 30.0), cv=3, groups=None, random_state=0, n_jobs=None):
+    """LinearSVC with ``C`` chosen by stratified ``cv``-fold cross-validation (balanced accuracy),
+    fitted in the coordinates of the training vectors' span (:class:`TrainingSpan`) and written
+    back as weights on the vectors: the classifier of :func:`run_fisher` (and of the Dask one).
+
+    ``X`` (n, d) float32 training vectors, ``y`` (n,) labels, ``groups`` (n,) or None: rows of one
+    group (an image and its mirror) stay in one fold. Returns ``(model, cv_result)``: a fitted
+    LinearSVC on ``d`` features, and ``{"C", "folds", "best_balanced_accuracy"}``.
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.svm import LinearSVC
+
+    span = TrainingSpan()
+    Z = span.fit_transform(X)
+    groups = np.arange(len(Z)) if groups is None else groups
+    search = GridSearchCV(LinearSVC(C=1.0, tol=1e-3, random_state=random_state), {"C": list(C)},
+                          cv=StratifiedGroupKFold(cv, shuffle=True, random_state=random_state),
+                          scoring="balanced_accuracy", n_jobs=n_jobs, refit=True).fit(Z, y, groups=groups)
+    model = span.primal(search.best_estimator_)  # the same classifier on the vectors: c, not n, products
+    return model, {"C": search.best_params_["C"], "folds": cv, "best_balanced_accuracy": float(search.best_score_)}
 
 
 class _Tally:
@@ -216,8 +238,6 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
         ``skipped``, ``protocol``, ``cache``, ``worker_seconds``, ``train_seconds``,
         ``predict_seconds``, ``predict_seconds_per_image``, ``load_average``, ``warnings``, ``files``.
     """
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
-    from sklearn.svm import LinearSVC
 
     start_all, started_at = time.perf_counter(), time.time()
     check_choice(encoding, "encoding", ("fisher", "vlad"))
@@ -320,16 +340,9 @@ def run_fisher(data, *, encoding="fisher", n_components=256, n_pca=80, augment=T
 
     # 5. the SVM's C by cross-validation on train, in the coordinates of the training span (same classifier)
     t = time.perf_counter()
-    span = TrainingSpan()
-    Z_train = span.fit_transform(X_train)
-    del X_train  # span.vectors_ holds it
-    search = GridSearchCV(LinearSVC(C=1.0, tol=1e-3, random_state=random_state), {"C": list(C)},
-                          cv=StratifiedGroupKFold(cv, shuffle=True, random_state=random_state),
-                          scoring="balanced_accuracy", n_jobs=n_jobs, refit=True).fit(Z_train, y_fit, groups=groups)
-    model = span.primal(search.best_estimator_)  # the same classifier on the Fisher vectors: c, not n, products
-    del span, Z_train
+    model, cv_result = span_svm(X_train, y_fit, C=C, cv=cv, groups=groups, random_state=random_state, n_jobs=n_jobs)
+    del X_train  # the model's span held it until its weights were written back
     stage["svm_cv_and_fit"] = time.perf_counter() - t
-    cv_result = {"C": search.best_params_["C"], "folds": cv, "best_balanced_accuracy": float(search.best_score_)}
     finished("fit", seconds={k: stage[k] for k in ("pca_gmm", "encode_train", "svm_cv_and_fit")}, cv=cv_result)
 
     # 6. test, predicted in batches of _BATCH images

@@ -289,6 +289,38 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_pca must be <= the descriptor width ({width}), got {self.n_pca}")
         rng = check_random_state(self.random_state)
         sample, positions = sample_features(features, self.sample_size, rng)
+        return self._fit_sample(sample, positions, rng)
+
+    def fit_sample(self, descriptors, positions=None):
+        """Learn the PCA and the mixture from a descriptor sample drawn elsewhere (a cluster's reservoir).
+
+        ``descriptors`` (N, D) float32, ``positions`` (N, 2) ``(fx, fy)`` in [0, 1] as
+        :func:`~classicvision.recognition.sampling.normalized_positions` gives them (required when
+        ``augment``). What :meth:`fit` does after drawing its sample, except that the EM's
+        generator is seeded afresh from ``random_state`` (``fit`` goes on with the one that drew
+        the sample), so the same sample and seed give the same encoder on any machine.
+        """
+        self._validate()
+        x = np.ascontiguousarray(np.asarray(descriptors, np.float32))
+        if x.ndim != 2 or len(x) < self.n_components:
+            raise ValueError(f"descriptors must be (N, D) with N >= n_components ({self.n_components}), "
+                             f"got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("descriptors contain NaN or infinite values")
+        if self.n_pca is not None and self.n_pca > x.shape[1]:
+            raise ValueError(f"n_pca must be <= the descriptor width ({x.shape[1]}), got {self.n_pca}")
+        if self.augment:
+            if positions is None:
+                raise ValueError("positions are required with augment=True")
+            positions = np.asarray(positions, np.float64)
+            if positions.shape != (len(x), 2) or not np.isfinite(positions).all():
+                raise ValueError(f"positions must be finite with shape ({len(x)}, 2), got shape {positions.shape}")
+        else:
+            positions = np.zeros((len(x), 2))
+        return self._fit_sample(x, positions, check_random_state(self.random_state))
+
+    def _fit_sample(self, sample, positions, rng):
+        width = sample.shape[1]
         self.pca_mean_ = self.pca_projection_ = None
         if self.n_pca is not None:
             self.pca_mean_, self.pca_projection_ = learn_pca(sample, int(self.n_pca), whiten=bool(self.whiten))
