@@ -97,6 +97,9 @@ def _bench_parser(sub) -> None:
                            help="run on a Dask cluster: local starts N worker processes (default: the CPU count), "
                                 "an address connects to a running scheduler; needs the [dask] extra (default: "
                                 "one process)")
+            p.add_argument("--classifier", choices=("exact", "sgd"), default=None,
+                           help="with --scheduler: exact (cross-validated LinearSVC, the encodings in memory; "
+                                "default) or sgd (hinge SGD over the stored partitions, out of core)")
         if name == "fisher":
             p.add_argument("--encoding", choices=("fisher", "vlad"), default=None,
                            help="fisher (default) or vlad (intra-normalized)")
@@ -314,7 +317,11 @@ def _run_bench(args) -> int:
                                "vectors")
         options.pop("mirror", None)  # --no-mirror: the Dask runner never adds mirror images
         options["scheduler"] = args.scheduler
+        if args.classifier is not None:
+            options["classifier"] = args.classifier
         run = dask_scene.run_bovw_dask if args.bench == "bovw" else dask_scene.run_fisher_dask
+    elif getattr(args, "classifier", None) is not None:
+        raise CommandError("--classifier applies with --scheduler (the single-process runners use the exact SVM)")
     elif args.bench == "bovw":
         from .experiments.scene import run_bovw as run
     elif args.bench == "fisher":

@@ -349,9 +349,12 @@ def test_cli_fisher_scheduler_forwarding_and_refusals(capsys, tmp_path, dataset,
     calls = []
     monkeypatch.setattr(scene, "run_fisher_dask", lambda data, **options: calls.append(options) or {"accuracy": 1.0})
     assert main(["bench", "fisher", "--data", str(dataset), "--out", str(tmp_path), "--scheduler", "local:2",
-                 "--n-components", "8", "--no-mirror", "--json"]) == 0
+                 "--n-components", "8", "--no-mirror", "--classifier", "sgd", "--json"]) == 0
     assert calls[0]["scheduler"] == "local:2" and calls[0]["n_components"] == 8 and "mirror" not in calls[0]
+    assert calls[0]["classifier"] == "sgd"
     capsys.readouterr()
+    assert main(["bench", "fisher", "--data", str(dataset), "--out", str(tmp_path), "--classifier", "sgd"]) == 1
+    assert "--classifier applies with --scheduler" in capsys.readouterr().err
     assert main(["bench", "fisher", "--data", str(dataset), "--out", str(tmp_path), "--scheduler", "local",
                  "--encoding", "vlad"]) == 1
     err = capsys.readouterr().err
