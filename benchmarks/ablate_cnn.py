@@ -41,6 +41,8 @@ VARIANTS = {
     "test-128": ("prediction at 128 px (stored at 144, centred 128 crop) instead of 112; the default's network",
                  {"test_size": 128}, True),
     "test-144": ("prediction at 144 px instead of 112; the default's network", {"test_size": 144}, True),
+    "test-72": ("prediction at 72 px (for a 64 px network)", {"test_size": 72}, True),
+    "test-80": ("prediction at 80 px (for a 64 px network)", {"test_size": 80}, True),
     "simple-net": ("the old SimpleNet (conv-BN-ReLU-maxpool blocks, no residual connections) instead of the ResNet",
                    {"architecture": "simple"}, False),
     "flip-only": ("augmentation: mirror only (no random resized crop, rotation, brightness/contrast)",
@@ -61,6 +63,14 @@ VARIANTS = {
     "no-rotation": ("no random rotation", {"rotation": 0.0}, False),
     "batch-32": ("batches of 32 instead of 64 (twice the optimizer steps per epoch, same peak lr)",
                  {"batch_size": 32}, False),
+    # after the first set (64 px won by running 100 epochs in the budget): the epochs left to the budget
+    "64px-long": ("64 px inputs, and up to 400 epochs (the budget decides)", {"image_size": 64, "epochs": 400},
+                  False),
+    "80px-long": ("80 px inputs, up to 400 epochs", {"image_size": 80, "epochs": 400}, False),
+    "64px-long-simple": ("64 px, up to 400 epochs, the SimpleNet", {"image_size": 64, "epochs": 400,
+                                                                   "architecture": "simple"}, False),
+    "64px-long-mild": ("64 px, up to 400 epochs, crops of 50-100% of the area, no rotation",
+                       {"image_size": 64, "epochs": 400, "crop_scale": (0.5, 1.0), "rotation": 0.0}, False),
     "mild-crops": ("random resized crops of 50-100% of the area instead of 25-100%", {"crop_scale": (0.5, 1.0)},
                    False),
 }
@@ -95,7 +105,7 @@ def _score(clf, images, labels) -> dict:
             "predict_ms_per_image": 1e3 * seconds / max(len(images), 1)}
 
 
-def _markdown(rows: list, protocol: dict, info: dict) -> str:
+def _markdown(rows: list, protocol: dict, info: dict, defaults: dict) -> str:
     default = next((r for r in rows if r["variant"] == "default"), None)
     lines = ["# CNN ablation on a validation split of 15-Scene train", "",
              f"{protocol['n_fit']} training images fitted, {protocol['n_val']} held out for validation "
@@ -107,12 +117,17 @@ def _markdown(rows: list, protocol: dict, info: dict) -> str:
              f"{100 * np.sqrt(0.8 * 0.2 / max(protocol['n_val'], 1)):.1f} points near 80%: smaller differences "
              "are noise (one seed).", "",
              f"{_timing.machine_line(info)} torch {info['torch']}.", "",
-             "| variant | what changes from the default | validation mean per-class accuracy | vs default (points) "
+             "The default (the `bench cnn` defaults when these rows were measured): "
+             + ", ".join(f"{k}={v}" for k, v in defaults.items()
+                         if k not in ("n_threads", "device", "random_state", "max_seconds", "val_fraction")) + ".", "",
+             "| variant | what changes from the default | validation mean per-class accuracy | vs default (points; BASE+X: vs BASE) "
              "| validation accuracy | epochs (planned) | training s | prediction ms/image | load |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        delta = "" if default is None or r is default else \
-            f"{100 * (r['val_mean_per_class_accuracy'] - default['val_mean_per_class_accuracy']):+.1f}"
+        ref = default if "+" not in r["variant"] else next(
+            (b for b in rows if b["variant"] == r["variant"].split("+")[0]), None)   # BASE+VARIANT: against BASE
+        delta = "" if ref is None or r is default else \
+            f"{100 * (r['val_mean_per_class_accuracy'] - ref['val_mean_per_class_accuracy']):+.1f}"
         star = "*" if r["evaluation_only"] else ""
         stopped = ", stopped by the budget" if r.get("stopped_early") else ""
         lines.append(f"| {r['variant']}{star} | {r['change']} | {r['val_mean_per_class_accuracy']:.1%} | {delta} | "
@@ -132,6 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on the shared 2-core machine one thread ran twice as fast)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--base", default="default",
+                        help="the trained variant whose network the evaluation-only variants (*) reuse; rows are "
+                             "then named BASE+VARIANT (default: default)")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     _timing.add_out_argument(parser)
     args = parser.parse_args(argv)
@@ -143,8 +161,10 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    if any(VARIANTS[n][2] for n in names):  # the evaluation-only variants need the default's network, first
-        names = ["default"] + [n for n in names if n != "default"]
+    if args.base not in VARIANTS or VARIANTS[args.base][2]:
+        parser.error(f"--base must be a trained variant, got {args.base!r}")
+    if any(VARIANTS[n][2] for n in names):  # the evaluation-only variants need the base's network, first
+        names = [args.base] + [n for n in names if n != args.base]
 
     import torch
 
@@ -159,15 +179,18 @@ def main(argv=None) -> int:
                 "n_val": len(val_images), "n_threads": args.threads, "device": device}
     path = Path(args.out) / "cnn_ablation.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    rows = previous.get("rows", []) if previous.get("protocol") == protocol else []
     info = {**_timing.machine_info(), "torch": torch.__version__}
     base = {**CNN_DEFAULTS, "val_fraction": 0.0, "n_threads": args.threads, "device": device,
             "random_state": args.seed, "max_seconds": args.budget}
     if args.epochs is not None:
         base["epochs"] = args.epochs
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}
+    same = previous.get("protocol") == protocol and previous.get("defaults") == defaults
+    rows = previous.get("rows", []) if same else []   # rows measured against other defaults are not kept
     default_clf = default_record = None
     for name in names:
         change, options, evaluation = VARIANTS[name]
+        label = f"{args.base}+{name}" if evaluation and args.base != "default" else name
         if evaluation:
             clf, record = default_clf.set_params(**options), dict(default_record)
         else:
@@ -177,23 +200,24 @@ def main(argv=None) -> int:
             record = {"train_seconds": time.perf_counter() - start, "epochs": len(clf.history_["loss"]),
                       "epochs_planned": clf.epochs_, "stopped_early": clf.stopped_early_,
                       "epoch_seconds": clf.history_["seconds"]}
-            if name == "default":
+            if name == args.base:
                 default_clf, default_record = clf, dict(record)
         record.update(_score(clf, val_images, val_labels))
         if evaluation:
-            default_clf.set_params(**{key: base[key] for key in options})
-        row = {"variant": name, "change": change, "evaluation_only": evaluation,
+            default_clf.set_params(**{key: VARIANTS[args.base][1].get(key, base[key]) for key in options})
+            change = f"{change.split(';')[0]}; the {args.base} network" if args.base != "default" else change
+        row = {"variant": label, "change": change, "evaluation_only": evaluation,
                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}, **record,
                "load_average": [round(v, 2) for v in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M")}
-        rows = [r for r in rows if r["variant"] != name] + [row]
+        rows = [r for r in rows if r["variant"] != label] + [row]
         order = list(VARIANTS)
-        rows.sort(key=lambda r: order.index(r["variant"]))
-        print(f"{name}: validation mean per-class {row['val_mean_per_class_accuracy']:.3f}, "
+        rows.sort(key=lambda r: [order.index(v) for v in r["variant"].split("+")])
+        print(f"{label}: validation mean per-class {row['val_mean_per_class_accuracy']:.3f}, "
               f"{row['epochs']} epochs, {row['train_seconds']:.0f} s", flush=True)
-        _timing.write_results(args.out, "cnn_ablation", _markdown(rows, protocol, info),
+        _timing.write_results(args.out, "cnn_ablation", _markdown(rows, protocol, info, defaults),
                               {"machine": info, "protocol": protocol, "class_names": class_names,
                                "skipped": errors,
-                               "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+                               "defaults": defaults,
                                "rows": rows})
     return 0
 

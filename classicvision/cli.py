@@ -114,7 +114,7 @@ def _bench_parser(sub) -> None:
             p.add_argument("--vlad-words", type=int, default=None, help="VLAD codebook size (default 64)")
         if name in ("cnn", "compare"):
             p.add_argument("--epochs", type=int, default=None,
-                           help="training epochs (bench cnn: the most within the time budget; default 100)")
+                           help="training epochs (bench cnn: the most within the time budget; default 400)")
         if name == "cnn":
             p.add_argument("--device", default=None, metavar="auto|cpu|cuda[:N]",
                            help="where the network runs: auto (default) takes CUDA when torch sees a GPU, else the CPU")
@@ -124,7 +124,7 @@ def _bench_parser(sub) -> None:
                                 "exactly --epochs")
             p.add_argument("--threads", default=None, metavar="N|auto",
                            help="torch threads (default auto: the faster of 1 and 2 on a short probe)")
-            p.add_argument("--image-size", type=int, default=None, help="network input side in pixels (default 112)")
+            p.add_argument("--image-size", type=int, default=None, help="network input side in pixels (default 64)")
             p.add_argument("--tta", choices=("none", "flip", "crops"), default=None,
                            help="test-time views: centre crop, + mirror (default), + four corner crops and mirrors")
             p.add_argument("--test-size", type=int, default=None,
