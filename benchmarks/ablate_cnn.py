@@ -187,12 +187,12 @@ def main(argv=None) -> int:
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()}
     same = previous.get("protocol") == protocol and previous.get("defaults") == defaults
     rows = previous.get("rows", []) if same else []   # rows measured against other defaults are not kept
-    default_clf = default_record = None
+    base_clf = base_record = None
     for name in names:
         change, options, evaluation = VARIANTS[name]
         label = f"{args.base}+{name}" if evaluation and args.base != "default" else name
         if evaluation:
-            clf, record = default_clf.set_params(**options), dict(default_record)
+            clf, record = base_clf.set_params(**options), dict(base_record)
         else:
             clf = CNNClassifier(**{**base, **options})
             start = time.perf_counter()
@@ -201,10 +201,10 @@ def main(argv=None) -> int:
                       "epochs_planned": clf.epochs_, "stopped_early": clf.stopped_early_,
                       "epoch_seconds": clf.history_["seconds"]}
             if name == args.base:
-                default_clf, default_record = clf, dict(record)
+                base_clf, base_record = clf, dict(record)
         record.update(_score(clf, val_images, val_labels))
         if evaluation:
-            default_clf.set_params(**{key: VARIANTS[args.base][1].get(key, base[key]) for key in options})
+            base_clf.set_params(**{key: VARIANTS[args.base][1].get(key, base[key]) for key in options})
             change = f"{change.split(';')[0]}; the {args.base} network" if args.base != "default" else change
         row = {"variant": label, "change": change, "evaluation_only": evaluation,
                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}, **record,

@@ -91,21 +91,29 @@ def _finished(out) -> list:
     return [line for log in logs for line in log.read_text().split()]
 
 
-def _reference(dataset, settings):
-    """The single-process pipeline: same features, same reservoir sample, same seed, same classifier."""
+def _reference_features(dataset, settings) -> dict:
+    """``{split: (features, labels)}``: dense SIFT in one process, descriptors rounded to float16 as
+    the partitions store them."""
     from classicvision.datasets import load_image_folder
-    from classicvision.distributed.classifier import fit_exact
-    from classicvision.distributed.tasks import encoder
     from classicvision.recognition.transformers import DenseSIFT
 
     dsift = DenseSIFT(step=settings["step"], sizes=settings["sizes"], rootsift=True)
-    size = settings["partition_size"]
     out = {}
     for split in ("train", "test"):
-        paths, y, names = load_image_folder(dataset, split)
+        paths, y, _ = load_image_folder(dataset, split)
         features = [f._replace(descriptors=f.descriptors.astype(np.float16).astype(np.float32))
                     for f in dsift.transform(paths)]
         out[split] = (features, y)
+    return out
+
+
+def _reference(dataset, settings):
+    """The single-process pipeline: same features, same reservoir sample, same seed, same classifier."""
+    from classicvision.distributed.classifier import fit_exact
+    from classicvision.distributed.tasks import encoder
+
+    size = settings["partition_size"]
+    out = _reference_features(dataset, settings)
     features, _ = out["train"]
     reservoirs = []
     for index, begin in enumerate(range(0, len(features), size)):
@@ -284,20 +292,12 @@ FISHER = dict(n_components=4, n_pca=16, pyramid=((1, 1), (1, 2)), step=8, sizes=
 def _fisher_reference(dataset, settings):
     """The single-process Fisher-vector pipeline from the same features and reservoir sample, with the
     positions from ``normalized_positions``: ``(fitted FisherVector, test accuracy)``."""
-    from classicvision.datasets import load_image_folder
     from classicvision.experiments.fisher import span_svm
     from classicvision.recognition.fisher import FisherVector
     from classicvision.recognition.sampling import normalized_positions
-    from classicvision.recognition.transformers import DenseSIFT
 
-    dsift = DenseSIFT(step=settings["step"], sizes=settings["sizes"], rootsift=True)
     size = settings["partition_size"]
-    out = {}
-    for split in ("train", "test"):
-        paths, y, _ = load_image_folder(dataset, split)
-        features = [f._replace(descriptors=f.descriptors.astype(np.float16).astype(np.float32))
-                    for f in dsift.transform(paths)]
-        out[split] = (features, y)
+    out = _reference_features(dataset, settings)
     features, y_train = out["train"]
     reservoirs = []
     for index, begin in enumerate(range(0, len(features), size)):

@@ -54,6 +54,7 @@ from ..experiments.scene import PROTOCOL, check_training_classes, list_splits
 from ..experiments.workers import check_writable_folder
 from ..recognition.codebook import learn_codebook, nearest_words
 from ..recognition.fisher import FisherVector
+from ..recognition.sampling import normalized_positions
 from ..recognition.transformers import DenseSIFT
 from .classifier import ALPHA, fit_exact, fit_sgd, load_encoded
 from .cluster import connect, dashboard, run_stage
@@ -86,8 +87,7 @@ def sample_partition(folder, name: str, threshold: float, positions: bool = Fals
     if not positions:
         return keys[take], descriptors
     image = np.searchsorted(np.cumsum(arrays["counts"]), rows, side="right")      # the image of each row
-    height_width = np.asarray(arrays["shapes"], np.float64)[image]
-    where = np.clip((np.asarray(arrays["points"][rows], np.float64) + 0.5) / height_width[:, ::-1], 0.0, 1.0)
+    where = normalized_positions(arrays["points"][rows], np.asarray(arrays["shapes"])[image])
     return keys[take], np.concatenate([descriptors, where.astype(np.float32)], axis=1)
 
 
@@ -238,7 +238,7 @@ def _fit_encoder(spec: dict, sample: np.ndarray, random_state, n_jobs):
             "codebook_sha": hashlib.blake2b(codebook.tobytes(), digest_size=8).hexdigest()}
     fisher = FisherVector(spec["n_components"], n_pca=spec["n_pca"], augment=spec["augment"],
                           pyramid=tuple(tuple(g) for g in spec["pyramid"]), max_iter=spec["max_iter"],
-                          sample_size=max(len(sample), 1), n_jobs=n_jobs, random_state=random_state)
+                          n_jobs=n_jobs, random_state=random_state)
     fisher.fit_sample(sample[:, :-2], sample[:, -2:])
     fisher.set_params(n_jobs=None)  # one worker thread encodes a partition
     gmm = fisher.gmm_

@@ -284,9 +284,7 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
         dims = {f.descriptors.shape[1] for f in features if len(f.descriptors)}
         if len(dims) != 1:
             raise ValueError(f"all descriptors must have the same width, got widths {sorted(dims)}")
-        width = dims.pop()
-        if self.n_pca is not None and self.n_pca > width:
-            raise ValueError(f"n_pca must be <= the descriptor width ({width}), got {self.n_pca}")
+        self._check_width(dims.pop())
         rng = check_random_state(self.random_state)
         sample, positions = sample_features(features, self.sample_size, rng)
         return self._fit_sample(sample, positions, rng)
@@ -307,8 +305,7 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
                              f"got shape {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError("descriptors contain NaN or infinite values")
-        if self.n_pca is not None and self.n_pca > x.shape[1]:
-            raise ValueError(f"n_pca must be <= the descriptor width ({x.shape[1]}), got {self.n_pca}")
+        self._check_width(x.shape[1])
         if self.augment:
             if positions is None:
                 raise ValueError("positions are required with augment=True")
@@ -318,6 +315,10 @@ class FisherVector(ListInputMixin, TransformerMixin, BaseEstimator):
         else:
             positions = np.zeros((len(x), 2))
         return self._fit_sample(x, positions, check_random_state(self.random_state))
+
+    def _check_width(self, width: int) -> None:
+        if self.n_pca is not None and self.n_pca > width:
+            raise ValueError(f"n_pca must be <= the descriptor width ({width}), got {self.n_pca}")
 
     def _fit_sample(self, sample, positions, rng):
         width = sample.shape[1]

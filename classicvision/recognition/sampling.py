@@ -12,11 +12,16 @@ __all__ = ["normalized_positions", "sample_features"]
 def normalized_positions(points: np.ndarray, shape) -> np.ndarray:
     """``(N, 2)`` float64 ``(fx, fy)`` in ``[0, 1]``: pixel centres ``(x + 0.5) / width``, ``(y + 0.5) / height``.
 
+    ``shape`` is the image's ``(height, width)``, or an ``(N, 2)`` array of them, one per point
+    (points of several images at once).
+
     >>> normalized_positions(np.array([[0.0, 1.0]], np.float32), (4, 2)).tolist()
     [[0.25, 0.375]]
+    >>> normalized_positions(np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[4, 2], [2, 4]])).tolist()
+    [[0.25, 0.375], [0.125, 0.75]]
     """
-    height, width = shape
-    out = (np.asarray(points, np.float64) + 0.5) / np.array([width, height], np.float64)
+    height_width = np.asarray(shape, np.float64)
+    out = (np.asarray(points, np.float64) + 0.5) / height_width[..., ::-1]
     return np.clip(out, 0.0, 1.0)
 
 
