@@ -129,6 +129,9 @@ def _bench_parser(sub) -> None:
                            help="test-time views: centre crop, + mirror (default), + four corner crops and mirrors")
             p.add_argument("--test-size", type=int, default=None,
                            help="network input side at prediction (default: the training size)")
+            p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default=None,
+                           help="training arithmetic: bfloat16 autocast, float32, or auto (bfloat16 where the "
+                                "CPU or GPU computes it natively)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +297,7 @@ def _run_bench(args) -> int:
     if args.bench == "compare":
         return _report_bench(args, out, _run_compare(args, data, options))
     for key in ("n_words", "levels", "epochs", "encoding", "n_components", "n_pca", "mirror", "device", "image_size",
-                "tta", "test_size"):
+                "tta", "test_size", "precision"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "max_seconds", None) is not None:

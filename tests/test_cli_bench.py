@@ -51,9 +51,9 @@ def calls(monkeypatch):
     (["bench", "fisher", "--no-mirror"], "fisher", {"mirror": False}),
     (["bench", "cnn", "--epochs", "2"], "cnn", {"epochs": 2, "random_state": 0}),
     (["bench", "cnn", "--device", "cpu", "--max-seconds", "600", "--threads", "auto", "--image-size", "96",
-      "--tta", "crops", "--test-size", "128"], "cnn",
+      "--tta", "crops", "--test-size", "128", "--precision", "bfloat16"], "cnn",
      {"device": "cpu", "max_seconds": 600.0, "n_threads": "auto", "image_size": 96, "tta": "crops",
-      "test_size": 128}),
+      "test_size": 128, "precision": "bfloat16"}),
     (["bench", "cnn", "--max-seconds", "0", "--threads", "2"], "cnn", {"max_seconds": None, "n_threads": 2}),
     (["bench", "compare", "--epochs", "1", "--n-words", "20"], "compare",
      {"epochs": 1, "bovw_options": {"n_words": 20}, "vlad_options": {}, "fisher_options": {}}),
@@ -91,7 +91,8 @@ def test_data_may_name_the_dataset_or_come_from_the_environment(capsys, tmp_path
 def test_bench_cnn_defaults_are_the_runners_and_bad_threads_is_one_line(capsys, tmp_path, data_root, calls):
     assert main(["bench", "cnn", "--data", str(data_root), "--out", str(tmp_path)]) == 0
     (_, _, options), = calls
-    assert not {"device", "max_seconds", "n_threads", "image_size", "tta", "test_size"} & set(options)  # run_cnn's defaults
+    assert not {"device", "max_seconds", "n_threads", "image_size", "tta", "test_size",
+                 "precision"} & set(options)  # run_cnn's defaults
     code = main(["bench", "cnn", "--data", str(data_root), "--threads", "many"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--threads must be a positive integer or auto" in err

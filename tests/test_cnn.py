@@ -249,6 +249,35 @@ def test_device_auto_is_the_cpu_here(toy):
     assert clf.device_ == resolve_device("auto") and next(clf.model_.parameters()).device.type == clf.device_
 
 
+def test_bfloat16_training_is_reproducible_float32_at_prediction_and_auto_follows_the_hardware(
+        monkeypatch, toy, fitted):
+    (images, labels), (test_images, _) = toy
+    runs = [CNNClassifier(epochs=6, random_state=0, precision="bfloat16", **SMALL).fit(images, labels)
+            for _ in range(2)]
+    assert [r.precision_ for r in runs] == ["bfloat16"] * 2
+    for (name, a), b in zip(runs[0].model_.state_dict().items(), runs[1].model_.state_dict().values()):
+        assert torch.equal(a, b), name
+        assert a.dtype == fitted.model_.state_dict()[name].dtype   # the weights stay float32
+    # autocast really ran: same draws, other arithmetic, other weights, but the same task learned
+    assert not torch.equal(runs[0].model_.classifier.weight, fitted.model_.classifier.weight)
+    np.testing.assert_allclose(runs[0].model_.classifier.weight.detach(), fitted.model_.classifier.weight.detach(),
+                               atol=0.1)
+    (_, test_labels) = toy[1]
+    assert runs[0].score(test_images, test_labels) >= 0.9
+    # prediction is float32: the probabilities are those of the float32 network on float32 inputs
+    with torch.inference_mode():
+        x = cnn._centre(torch.from_numpy(_stack(test_images[:4], cnn._pad_size(16))).unsqueeze(1), 16)
+        expected = torch.softmax(runs[0].model_((x - runs[0].mean_) / runs[0].std_), 1).numpy()
+    got = runs[0].set_params(tta="none").predict_proba(test_images[:4])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert got.dtype == np.float32
+    monkeypatch.setattr(cnn, "bfloat16_supported", lambda device="cpu": False)
+    auto = CNNClassifier(epochs=6, random_state=0, precision="auto", **SMALL).fit(images, labels)
+    assert auto.precision_ == "float32" and torch.equal(auto.model_.classifier.weight, fitted.model_.classifier.weight)
+    with pytest.raises(ValueError, match="precision"):
+        CNNClassifier(epochs=1, precision="float16", **SMALL).fit(images, labels)
+
+
 # ---------------------------------------------------------------------------------------- augmentation
 def test_flip_really_flips_and_centre_crop_is_exact():
     generator = torch.Generator().manual_seed(0)
