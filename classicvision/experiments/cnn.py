@@ -27,8 +27,8 @@ import numpy as np
 
 from ..datasets import data_dir, read_images
 from ..recognition.augment import TTA_VIEWS, augment_batch
-from ..recognition.cnn import CNNClassifier, CNNFeatures, bfloat16_supported, import_torch
-from ..recognition.cnn import resolve_device
+from ..recognition.cnn import CNNClassifier, CNNFeatures, import_torch
+from ..recognition.cnn import resolve_device, resolve_precision, training_autocast
 from ..recognition.networks import build_network
 from .reports import scores as class_scores
 from .reports import write_partial, write_report
@@ -109,13 +109,11 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
             images = torch.rand(batch, 1, size + 2 * round(size / 16), size + 2 * round(size / 16)).to(device)
             labels = torch.randint(0, n_classes, (batch,), generator=generator).to(device)
 
-            bf16 = settings.get("precision", "float32") == "bfloat16" or (
-                settings.get("precision") == "auto" and bfloat16_supported(device))
+            autocast = training_autocast(device, resolve_precision(settings["precision"], device))
 
             def train_step():
                 x = augment_batch(images, size, generator).contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                                    enabled=bf16):
+                with autocast:
                     loss = torch.nn.functional.cross_entropy(net(x), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

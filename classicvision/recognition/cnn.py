@@ -76,7 +76,7 @@ from .networks import ARCHITECTURES, build_network
 from .schedule import SCHEDULES, learning_rate, plan_epochs
 
 __all__ = ["CNNClassifier", "CNNFeatures", "bfloat16_supported", "build_network", "feature_maps", "grad_cam",
-           "load_weights", "resolve_device"]
+           "load_weights", "resolve_device", "resolve_precision", "training_autocast"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,23 @@ def bfloat16_supported(device: str = "cpu") -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # pragma: no cover - a torch without the query
         return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``'float32'`` or ``'bfloat16'`` for a ``precision`` of :class:`CNNClassifier` on a resolved
+    ``device``: ``'auto'`` is bfloat16 where :func:`bfloat16_supported`."""
+    check_choice(precision, "precision", _PRECISIONS)
+    if precision == "auto":
+        return "bfloat16" if bfloat16_supported(device) else "float32"
+    return precision
+
+
+def training_autocast(device: str, precision: str):
+    """The ``torch.autocast`` context of a training step on ``device`` in a resolved ``precision``
+    (bfloat16; disabled for float32). Reusable: one context serves every step."""
+    torch = import_torch()
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                          enabled=precision == "bfloat16")
 
 
 def _pad_size(image_size: int) -> int:
@@ -408,8 +425,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.mean_ = float(stored[fit_idx].mean())
         self.std_ = float(stored[fit_idx].std()) or 1.0
         self.device_ = device
-        self.precision_ = ("bfloat16" if bfloat16_supported(device) else "float32") if self.precision == "auto" \
-            else self.precision
+        self.precision_ = resolve_precision(self.precision, device)
         with _reproducible(torch, seed, self.n_threads, device):
             self.model_ = build_network(len(self.classes_), architecture=self.architecture,
                                         channels=tuple(self.channels), blocks=self.blocks, dropout=self.dropout)
@@ -432,8 +448,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             optimizer = torch.optim.AdamW(groups, lr=self.lr)
         loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
-        autocast = torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
-                                  enabled=self.precision_ == "bfloat16")
+        autocast = training_autocast(device, self.precision_)
         self.epochs_, self.stopped_early_ = int(self.epochs), False
         self.history_ = {"loss": [], "train_accuracy": [], "val_accuracy": [], "lr": [], "seconds": []}
         epoch, step, lr = 0, 0, float(self.lr)
