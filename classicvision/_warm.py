@@ -5,7 +5,9 @@ numba compiles one function at a time per process (a global compiler lock), and 
 kernels a job needs into two groups, compiles one in a child Python process (which writes numba's
 on-disk cache) while the calling process compiles the other, waits for the child, and returns; the
 job then loads the child's kernels from the cache. On a warm cache it only checks that every
-kernel's cache index exists (microseconds per kernel) and returns.
+kernel's cache index exists (microseconds per kernel) and returns. :func:`precompiling` starts the
+child before a block (reading the inputs, say), so that its start-up overlaps the block, and
+compiles the caller's group after it.
 
 Each group exercises its kernels on tiny inputs of the exact types the library passes, so the
 specializations compiled are the ones the job uses. The child is killed if the caller is
@@ -14,13 +16,14 @@ interrupted, and it leaves nothing behind but cache files.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GROUPS", "JOBS", "is_cold", "precompile", "warm"]
+__all__ = ["GROUPS", "JOBS", "is_cold", "precompile", "precompiling", "warm"]
 
 
 def _pyramid_and_dog():
@@ -31,12 +34,18 @@ def _pyramid_and_dog():
     dog_extrema(gaussian_pyramid(blob))
 
 
-def _describe_on_pyramids():
-    from ._kernels import gradient, orientation, sift
+def _orientation():
+    from ._kernels import orientation
 
     levels = np.random.default_rng(0).random((6, 24, 24)).astype(np.float32)
     orientation._orientation_histograms(levels, np.array([1]), np.array([12.0]), np.array([12.0]), np.array([2.0]),
                                         36, 1.5, 3.0)
+
+
+def _describe_on_pyramids():
+    from ._kernels import gradient, sift
+
+    levels = np.random.default_rng(0).random((6, 24, 24)).astype(np.float32)
     magnitude, bins = gradient._orientation_field(levels[0], 8)
     raw = sift._describe(magnitude, bins, np.array([12.0]), np.array([12.0]), np.array([8.0]), np.array([0.5]), 4, 8)
     sift._normalize_rows(raw, 0.2, True)
@@ -67,17 +76,17 @@ def _pool():
 
 
 #: Groups of kernels, each a function that compiles (or loads) them.
-GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "describe": _describe_on_pyramids, "nearest": _nearest,
-          "harris": _harris, "pool": _pool}
+GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "orientation": _orientation, "describe": _describe_on_pyramids,
+          "nearest": _nearest, "harris": _harris, "pool": _pool}
 _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._normalize_rows_into",
-           "nearest._smallest_k", "nearest._rank_candidates", "atomics.add", "atomics.park",
+           "nearest._smallest_k_into", "nearest._rank_candidates_into", "atomics.add", "atomics.park",
            "atomics.spin_until_joined")
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest"), ("pyramid_and_dog", "pool"),
-                  ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands", "dog._gather_candidates",
-                   "dog._refine", "orientation._orientation_histograms_points") + _SHARED),
+    "match_dog": (("describe", "nearest"), ("pyramid_and_dog", "orientation", "pool"),
+                  ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
+                   "dog._refine_into", "orientation._orientation_histograms_points") + _SHARED),
     "match_harris": (("describe", "pool"), ("harris", "nearest"),
                      ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands_x_first") + _SHARED),
 }
@@ -104,20 +113,32 @@ def warm(*groups: str) -> None:
         GROUPS[name]()
 
 
-def precompile(job: str, *, timeout: float = 300.0) -> bool:
-    """When the cache is cold, compile the kernels of ``job`` (a key of :data:`JOBS`) in two
-    processes at once; returns whether it did. Errors in the child are not fatal: the job
-    compiles what is missing itself."""
+@contextlib.contextmanager
+def precompiling(job: str, *, timeout: float = 300.0):
+    """Around a block: when the cache is cold, start compiling the child's group of ``job`` (a key
+    of :data:`JOBS`) before the block, then compile the caller's group and wait for the child
+    after it. Yields whether the cache was cold. An exception in the block kills the child (as
+    does one while waiting); errors in the child are not fatal: the job compiles what is missing
+    itself."""
     if not is_cold(job):
-        return False
+        yield False
+        return
     in_child, here, _ = JOBS[job]
     code = f"from classicvision._warm import warm; warm(*{in_child!r})"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        yield True
         warm(*here)
         child.wait(timeout=timeout)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    return True
+
+
+def precompile(job: str, *, timeout: float = 300.0) -> bool:
+    """When the cache is cold, compile the kernels of ``job`` (a key of :data:`JOBS`) in two
+    processes at once; returns whether it did (:func:`precompiling` around nothing)."""
+    with precompiling(job, timeout=timeout) as cold:
+        pass
+    return cold

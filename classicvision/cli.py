@@ -234,16 +234,17 @@ def _run_match(args) -> int:
         from .viz import save_format
 
         save_format(args.out)      # an unknown picture format is refused before any work
-    start = time.perf_counter()
-    inputs = _load_inputs(args)
-    read_seconds = time.perf_counter() - start
-    for key in ("image1", "image2"):
-        if min(inputs[key].shape) < MIN_SIDE:
-            raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels after "
-                               f"scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
-    from ._warm import precompile
+    from ._warm import precompiling
 
-    precompile("match_harris" if args.detector == "harris" else "match_dog")   # a first run compiles its kernels in two processes at once
+    # A first run compiles its kernels in two processes at once; the child starts before the inputs are read.
+    with precompiling("match_harris" if args.detector == "harris" else "match_dog"):
+        start = time.perf_counter()
+        inputs = _load_inputs(args)
+        read_seconds = time.perf_counter() - start
+        for key in ("image1", "image2"):
+            if min(inputs[key].shape) < MIN_SIDE:
+                raise CommandError(f"{key} is too small: {inputs[key].shape[1]}x{inputs[key].shape[0]} pixels "
+                                   f"after scaling, need at least {MIN_SIDE}x{MIN_SIDE}")
     result = match_images(inputs["image1"], inputs["image2"], detector=args.detector, descriptor=args.descriptor,
                           max_points=args.max_points, upright=args.upright, upsample=args.upsample,
                           max_ratio=args.max_ratio, cross_check=args.cross_check, verify=args.verify, tilts=tilts)

@@ -137,6 +137,44 @@ def test_serial_job_runs_a_kernel_directly():
     assert (out == 1).all()
 
 
+@numba.njit(nogil=True)
+def _sum_by_slot(job, values, scratch, owner):
+    slot = jit.claim_slot(job, scratch.shape[0])
+    if slot < 0:
+        return
+    start, stop = next_chunk(job)
+    while start < stop:
+        for i in range(start, stop):
+            scratch[slot, 0] += values[i]
+            owner[i] = slot
+        start, stop = next_chunk(job)
+
+
+@pytest.mark.parametrize("threads, slots", [(1, 1), (2, 2), (3, 3), (3, 1), (2, 5)])
+def test_each_participant_gets_its_own_scratch_row_and_those_past_the_rows_leave(threads, slots):
+    """claim_slot: rows are never shared (the per-row sums add up to the total), every index is
+    done once by a participant that holds a row, and with fewer rows than threads the extra
+    threads leave without work and the call still returns."""
+    values = np.arange(1, 4001, dtype=np.float64)
+    for _ in range(10):
+        scratch = np.zeros((slots, 1))
+        owner = np.full(len(values), -1, np.int64)
+        parallel_for(_sum_by_slot, len(values), values, scratch, owner, threads=threads)
+        assert scratch.sum() == values.sum()
+        assert ((owner >= 0) & (owner < slots)).all()
+        for slot in range(slots):
+            assert scratch[slot, 0] == values[owner == slot].sum()
+    scratch = np.zeros((1, 1))
+    _sum_by_slot(serial_job(len(values), 3), values, scratch, owner)
+    assert scratch[0, 0] == values.sum() and (owner == 0).all()
+
+
+def test_slot_count_covers_every_thread_of_a_call():
+    assert jit.slot_count() >= num_threads()
+    parallel_for(_count_into, 100, np.zeros(100, np.int64), threads=3)   # a pool of two workers
+    assert jit.slot_count() == 1 if num_threads() == 1 else jit.slot_count() >= 3
+
+
 def test_compiled_errors_propagate_and_the_pool_survives():
     with pytest.raises(ValueError, match="past the limit"):
         parallel_for(_fail_past, 1000, 500, np.zeros(1000, np.int64), threads=2)

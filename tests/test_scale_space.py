@@ -76,8 +76,10 @@ def test_extrema_kernel_matches_reference():
         for band in (1, 7, 32):  # bands that split the rows unevenly, and one band for all
             columns = np.empty((3 * 30, 50), np.int32)
             counts = np.zeros(3 * 30, np.int64)
+            rings = np.full((2, 11, 5, 50), np.nan, np.float32)    # fewer rows than threads: a thread idles
+            flags = np.zeros((2, 56), np.uint8)
             parallel_for(_k._extrema_bands, (30 + band - 1) // band, gauss, np.float32(0.005), 5, band, columns,
-                         counts, threads=threads)
+                         counts, rings, flags, flags.view(np.uint64), threads=threads)
             fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
             np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(_k._extrema(gauss, 0.005, 5), slow)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -92,6 +93,52 @@ def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job):
     """, {"NUMBA_CACHE_DIR": str(tmp_path)})
     before, did, after, again, children = json.loads(out)
     assert before and did and not after and not again and children == []
+
+
+_ALLOCATION = re.compile(r"np\.(empty|zeros|full|ones|empty_like|zeros_like|full_like|concatenate|stack)\(|"
+                         r"\.copy\(\)|\.view\(|\.sum\(\)|\b(min|max)\(")
+
+
+@pytest.mark.parametrize("job", ["match_dog", "match_harris"])
+def test_kernels_of_a_first_run_neither_allocate_nor_call_min_or_max(job):
+    """Compile time on a first run: an allocation (or ``.view``, ``.sum()``, builtin ``min``/``max``)
+    inside compiled code compiles one more specialization of numba's implementation per type
+    signature; the kernels of ``classicvision match`` take their working memory from the caller
+    (``jit.claim_slot``). Checked on the source, docstrings and comments left out."""
+    import ast
+    import importlib
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+
+    from classicvision._warm import JOBS
+
+    def body(function):
+        statements = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body
+        if isinstance(statements[0], ast.Expr) and isinstance(statements[0].value, ast.Constant):
+            statements = statements[1:]                          # the docstring
+        return statements
+
+    todo = []
+    for name in JOBS[job][2]:
+        module, attribute = name.split(".")
+        todo.append(getattr(importlib.import_module(f"classicvision._kernels.{module}"), attribute).py_func)
+    seen, offenders = set(), []
+    while todo:                                                  # the kernels and every jitted helper they call
+        function = todo.pop()
+        if function in seen:
+            continue
+        seen.add(function)
+        statements = body(function)
+        if _ALLOCATION.search("\n".join(ast.unparse(statement) for statement in statements)):
+            offenders.append(f"{function.__module__}.{function.__qualname__}")
+        for node in ast.walk(ast.Module(statements, [])):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                callee = function.__globals__.get(node.func.id)
+                if isinstance(callee, CPUDispatcher):
+                    todo.append(callee.py_func)
+    assert len(seen) > 8
+    assert sorted(offenders) == []
 
 
 def test_embedded_pair_is_skimages_without_its_reader():

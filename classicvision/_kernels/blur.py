@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import kernel, next_chunk, parallel_for
+from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
@@ -68,7 +68,7 @@ def _fill_border(padded, r, width, border):
         padded[r + width - 1 + k] = padded[r + _border_index(width - 1 + k, width, border)]
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, fastmath=True)
 def _fold_row(padded, half, dst):
     """x-pass: ``dst[x] = sum_k half[|k|] padded[r + x + k]`` for ``|k| <= r`` (``padded`` holds the
     row with ``r`` border pixels each side): the taps folded, ``half[k] (a + b)``, two pairs per
@@ -93,7 +93,7 @@ def _fold_row(padded, half, dst):
             dst[x] += wa * (a[x] + c[x]) + we * (e[x] + f[x])
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, fastmath=True)
 def _fold_rows(rows, i, half, border, dst):
     """y-pass: ``dst = sum_k half[|k|] rows[i + k]`` for ``|k| <= r``, row indices extended by
     ``border``; folded as :func:`_fold_row`."""
@@ -120,15 +120,18 @@ def _fold_rows(rows, i, half, border, dst):
 
 
 @kernel(fastmath=True)
-def _blur_bands(job, image, half, scale, border, n_bands, out):
+def _blur_bands(job, image, half, scale, border, n_bands, out, rows):
     """Bands ``b_start <= b < b_stop`` of ``out = image`` blurred by the symmetric kernel whose
     taps ``k = 0..r`` are ``half[k]``, y-pass first (module docstring): ``border`` a code of
     :data:`BORDERS`, the rows split into ``n_bands`` bands. ``image`` and ``out`` ``(H, W)``
-    float32, distinct."""
+    float32, distinct; ``rows`` ``(slots, W + 2 r)`` float32, a row buffer per participant."""
     height, width = image.shape
     r = half.shape[0] - 1
     s = np.float32(scale)
-    padded = np.empty(width + 2 * r, np.float32)     # one row with r border pixels each side
+    slot = claim_slot(job, rows.shape[0])
+    if slot < 0:
+        return
+    padded = rows[slot]                              # one row with r border pixels each side
     centre = padded[r:r + width]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
@@ -143,7 +146,7 @@ def _blur_bands(job, image, half, scale, border, n_bands, out):
 
 
 @kernel(fastmath=True)
-def _blur_bands_x_first(job, image, half, scale, border, n_bands, out, scratch):
+def _blur_bands_x_first(job, image, half, scale, border, n_bands, out, scratch, rows):
     """:func:`_blur_bands` with the x-pass first: ``image`` ``(H, W)`` float32 or uint8 (read as
     ``float32(image) * scale``); each band's x-passed rows (with ``r`` rows of margin) go to
     its part of ``scratch``, 1-D float32 of at least :func:`_blur_scratch_size`."""
@@ -151,7 +154,10 @@ def _blur_bands_x_first(job, image, half, scale, border, n_bands, out, scratch):
     r = half.shape[0] - 1
     s = np.float32(scale)
     per_band = ((height + n_bands - 1) // n_bands + 2 * r) * width
-    padded = np.empty(width + 2 * r, np.float32)
+    slot = claim_slot(job, rows.shape[0])
+    if slot < 0:
+        return
+    padded = rows[slot]
     centre = padded[r:r + width]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
@@ -204,13 +210,15 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
         n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
+    rows = np.empty((slot_count() if n_bands > 1 else 1, width + 2 * r), np.float32)
     if not x_first:
-        parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out)
+        parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out,
+                     rows)
         return out
     if scratch is None:
         scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands), np.float32)
     parallel_for(_blur_bands_x_first, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands),
-                 out, scratch)
+                 out, scratch, rows)
     return out
 
 

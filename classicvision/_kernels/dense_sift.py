@@ -44,7 +44,7 @@ from .gradient import _gradient_row
 from .sift import _normalize_rows_reference
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
     layout: entry ``at[x] O + o``, ``at[x] = (x % step) n_q + x // step``, is plane ``o`` at
@@ -71,7 +71,7 @@ def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, low
         dst[lower[x]] = magnitude[x]
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _normalize_into(hist, dst, clip, rootsift):
     """:func:`classicvision._kernels.sift._normalize_rows` of one row, ``hist`` -> ``dst``, in
     float32 (128 terms: the sums lose ~1e-7 relative, far below the tests' 1e-5)."""
@@ -103,7 +103,7 @@ def _normalize_into(hist, dst, clip, rootsift):
             dst[d] = dst[d] * inv2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _padded_columns(n_cols):
     return (n_cols + 15) // 16 * 16
 
@@ -115,7 +115,7 @@ def _band_scratch_size(step, n_cols, taps, n_cells, n_ori):
     return (taps + n_cells) * n_ori * step * ((taps - 1) // step + _padded_columns(n_cols))
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
           normalize, out, scratch):
     """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``; the ring buffer and

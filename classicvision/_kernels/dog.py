@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import kernel, next_chunk, parallel_for
+from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 
 # --------------------------------------------------------------------------- extrema
@@ -31,13 +31,16 @@ def _extrema_rows(gauss, threshold, border, band):
     counts = np.zeros(n_tasks, np.int64)
     n_bands = (rows_per_layer + band - 1) // band
     grain = n_bands if height * width < _PARALLEL_PIXELS else 1   # small octaves: one call
+    slots = slot_count() if grain < n_bands else 1
+    rings = np.empty((slots, 11, n_dog, width), np.float32)
+    flags = np.zeros((slots, (width + 7) // 8 * 8), np.uint8)      # the tail past W stays 0
     parallel_for(_extrema_bands, n_bands, gauss, np.float32(threshold), int(border), int(band), columns, counts,
-                 grain=grain)
+                 rings, flags, flags.view(np.uint64), grain=grain)
     return columns, counts
 
 
 @kernel
-def _extrema_bands(job, gauss, threshold, border, band, columns, counts):
+def _extrema_bands(job, gauss, threshold, border, band, columns, counts, rings, flag_rows, word_rows):
     """Bands ``b_start <= b < b_stop`` of rows. The DoG ``dog[l] = gauss[l + 1] - gauss[l]`` is formed on the fly (no DoG stack is stored).
 
     For each row ``y`` and DoG layer ``1 <= layer <= L - 2``, at least ``border >= 1`` pixels
@@ -52,24 +55,34 @@ def _extrema_bands(job, gauss, threshold, border, band, columns, counts):
     vectorizes it: an index that may be negative (``range(border, ...)``) makes numba wrap it
     around, which keeps LLVM from vectorizing. Only the rare candidates are
     visited one by one, eight flags at a time.
+
+    Working memory, a row per participant (:func:`~classicvision._kernels.jit.claim_slot`):
+    ``rings`` ``(slots, 11, L - 1, W)`` float32 (the three rings of DoG rows, their 3-max and
+    3-min, then the 3x3 max and min), ``flag_rows`` ``(slots, P)`` uint8 with ``P`` the width
+    rounded up to 8, zero past ``W``, and ``word_rows`` the same memory as uint64.
     """
     n_dog = gauss.shape[0] - 1
     height = gauss.shape[1]
     width = gauss.shape[2]
-    rows_per_layer = max(0, height - 2 * border)
-    padded = (width + 7) // 8 * 8
+    rows_per_layer = height - 2 * border
+    slot = claim_slot(job, rings.shape[0])
+    if slot < 0:
+        return
+    ring = rings[slot]
+    dogs = ring[0:3]          # ring: DoG rows y - 1, y, y + 1
+    row_max = ring[3:6]       # their horizontal 3-max
+    row_min = ring[6:9]
+    high = ring[9]            # 3x3 max of each layer at the centre row
+    low = ring[10]
+    flags = flag_rows[slot]
+    words = word_rows[slot]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
             y0 = border + b * band
-            y1 = min(y0 + band, height - border)
-            dogs = np.empty((3, n_dog, width), np.float32)   # ring: DoG rows y - 1, y, y + 1
-            row_max = np.empty((3, n_dog, width), np.float32)  # their horizontal 3-max
-            row_min = np.empty((3, n_dog, width), np.float32)
-            high = np.zeros((n_dog, width), np.float32)        # 3x3 max of each layer at the centre row
-            low = np.zeros((n_dog, width), np.float32)
-            flags = np.zeros(padded, np.uint8)
-            words = flags.view(np.uint64)
+            y1 = y0 + band
+            if y1 > height - border:
+                y1 = height - border
             for y in range(y0 - 1, y1 + 1):
                 k = (y - y0 + 1) % 3
                 for layer in range(n_dog):
@@ -118,7 +131,7 @@ def _extrema_bands(job, gauss, threshold, border, band, columns, counts):
                     flags[width - border:width] = 0
                     task = (layer - 1) * rows_per_layer + centre - border
                     found = 0
-                    for w in range(padded // 8):
+                    for w in range(words.shape[0]):
                         if words[w] != 0:
                             for x in range(8 * w, 8 * w + 8):
                                 if flags[x]:
@@ -132,17 +145,13 @@ _PARALLEL_PIXELS = 1 << 15  # octaves of 181 x 181 pixels and up run on threads
 _BAND = 32  # rows per extrema task
 
 
-@njit(cache=True)
 def _gather_candidates(columns, counts, rows_per_layer, border):
-    out = np.empty((counts.sum(), 3), np.int64)
-    k = 0
-    for task in range(counts.shape[0]):
-        for j in range(counts[task]):
-            out[k, 0] = 1 + task // rows_per_layer
-            out[k, 1] = border + task % rows_per_layer
-            out[k, 2] = columns[task, j]
-            k += 1
-    return out
+    """``(K, 3)`` int64 ``(layer, y, x)`` of the columns found by :func:`_extrema_bands`, task by
+    task (numpy: a gather, nothing to compile)."""
+    task = np.repeat(np.arange(counts.shape[0]), counts)
+    j = np.arange(task.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.stack([1 + task // rows_per_layer, border + task % rows_per_layer,
+                     columns[task, j].astype(np.int64)], axis=1)
 
 
 def _extrema(gauss, threshold, border):
@@ -182,12 +191,12 @@ def _extrema_mask_reference(dog, threshold, border):
 
 
 # --------------------------------------------------------------------------- refinement
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _d(gauss, layer, y, x):
     return gauss[layer + 1, y, x] - gauss[layer, y, x]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _fit(gauss, layer, y, x):
     """Gradient, Hessian solve and 2-D Hessian at an integer sample; returns
     ``(ok, ox, oy, os, gx, gy, gs, dxx, dyy, dxy)`` with ``o = -H^-1 g``."""
@@ -256,15 +265,12 @@ def _refine_one(gauss, layer, y, x, n_scales, contrast, edge, border, max_iter):
 
 
 @njit(cache=True)
-def _refine(gauss, candidates, n_scales, contrast, edge, border, max_iter):
+def _refine_into(gauss, candidates, n_scales, contrast, edge, border, max_iter, keep, values, layers):
     """Refine ``(K, 3)`` int candidates ``(layer, y, x)`` of the DoG of the Gaussian stack
-    ``gauss`` (``D[l] = gauss[l + 1] - gauss[l]``, formed on the fly); returns ``(keep (K,) bool,
-    values (K, 4) float32 of x, y, layer, response, layers (K,) int64 final integer layer)``."""
-    n = candidates.shape[0]
-    keep = np.zeros(n, np.bool_)
-    values = np.zeros((n, 4), np.float32)
-    layers = np.zeros(n, np.int64)
-    for i in range(n):  # cheap (a few thousand points): a serial loop beats a parallel launch
+    ``gauss`` (``D[l] = gauss[l + 1] - gauss[l]``, formed on the fly) into ``keep (K,) bool``,
+    ``values (K, 4) float32`` of x, y, layer, response and ``layers (K,) int64``, the final
+    integer layer (all zero-initialized by the caller)."""
+    for i in range(candidates.shape[0]):  # cheap (a few thousand points): a serial loop beats a parallel launch
         ok, x, y, s, r, li = _refine_one(gauss, candidates[i, 0], candidates[i, 1], candidates[i, 2],
                                          n_scales, contrast, edge, border, max_iter)
         keep[i] = ok
@@ -273,6 +279,17 @@ def _refine(gauss, candidates, n_scales, contrast, edge, border, max_iter):
         values[i, 2] = s
         values[i, 3] = r
         layers[i] = li
+
+
+def _refine(gauss, candidates, n_scales, contrast, edge, border, max_iter):
+    """``(keep (K,) bool, values (K, 4) float32 of x, y, layer, response, layers (K,) int64)``
+    of :func:`_refine_into`."""
+    n = candidates.shape[0]
+    keep = np.zeros(n, np.bool_)
+    values = np.zeros((n, 4), np.float32)
+    layers = np.zeros(n, np.int64)
+    _refine_into(gauss, np.ascontiguousarray(candidates, np.int64), int(n_scales), float(contrast), float(edge),
+                 int(border), int(max_iter), keep, values, layers)
     return keep, values, layers
 
 

@@ -22,7 +22,7 @@ _A2, _A4, _A6, _A8 = -0.3333314528, 0.1999355085, -0.1420889944, 0.1065626393
 _A10, _A12, _A14, _A16 = -0.0752896400, 0.0429096138, -0.0161657367, 0.0028662257
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _wrap(t, n):
     """``t`` modulo ``n`` into ``[0, n)``, for ``t`` in ``[-2n, 2n)``."""
     while t < 0.0:
@@ -32,15 +32,16 @@ def _wrap(t, n):
     return t
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _bin_of(dx, dy, scale, n):
     """Orientation of ``(dx, dy)`` in bin units, ``arctan2(dy, dx) * scale`` wrapped into
     ``[0, n)``, to 2e-8 rad; ``(0, 0) -> 0``. ``atan`` of the octant ratio in ``[0, 1]`` by the
     polynomial above, then the octant by selects, not branches, so that a row loop vectorizes."""
     ax = abs(dx)
     ay = abs(dy)
-    hi = max(ax, ay)
-    z = min(ax, ay) / (hi if hi > 0.0 else 1.0)
+    hi = ax if ax > ay else ay
+    lo = ay if ax > ay else ax
+    z = lo / (hi if hi > 0.0 else 1.0)
     z2 = z * z
     a = z * (1.0 + z2 * (_A2 + z2 * (_A4 + z2 * (_A6 + z2 * (_A8 + z2 * (
         _A10 + z2 * (_A12 + z2 * (_A14 + z2 * _A16))))))))
@@ -62,14 +63,15 @@ _ONE32 = np.float32(1.0)
 _HALF32 = np.float32(0.5)
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _bin_of32(dx, dy, scale, n):
     """float32 twin of :func:`_bin_of` (same polynomial, same selects): ``arctan2(dy, dx) *
     scale`` wrapped into ``[0, n)``, to ~1e-6 bin units."""
     ax = abs(dx)
     ay = abs(dy)
-    hi = max(ax, ay)
-    z = min(ax, ay) / (hi if hi > _ZERO32 else _ONE32)
+    hi = ax if ax > ay else ay
+    lo = ay if ax > ay else ax
+    z = lo / (hi if hi > _ZERO32 else _ONE32)
     z2 = z * z
     a = z * (_ONE32 + z2 * (_F2 + z2 * (_F4 + z2 * (_F6 + z2 * (_F8 + z2 * (
         _F10 + z2 * (_F12 + z2 * (_F14 + z2 * _F16))))))))
@@ -80,7 +82,7 @@ def _bin_of32(dx, dy, scale, n):
     return t if t < n else _ZERO32
 
 
-@njit(cache=True, inline="always", error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _gradient_row(smoothed, y, n_ori, magnitude, bins):
     """Row ``y`` of :func:`_orientation_field` into ``magnitude`` and ``bins`` (``(W,)`` float32):
     the interior columns in a branch-free float32 loop (:func:`_bin_of32`; SIMD), the two border
@@ -97,7 +99,7 @@ def _gradient_row(smoothed, y, n_ori, magnitude, bins):
         magnitude[x] = np.sqrt(dx * dx + dy * dy)
         bins[x] = _bin_of32(dx, dy, scale, n)
     for x in (0, width - 1):
-        dx = _HALF32 * (mid[min(x + 1, width - 1)] - mid[max(x - 1, 0)])
+        dx = _HALF32 * (mid[x + 1 if x + 1 < width else width - 1] - mid[x - 1 if x > 0 else 0])
         dy = _HALF32 * (down[x] - up[x])
         magnitude[x] = np.sqrt(dx * dx + dy * dy)
         bins[x] = _bin_of32(dx, dy, scale, n)

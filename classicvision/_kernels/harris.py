@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import kernel, next_chunk, parallel_for
+from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 # scipy.ndimage name -> numpy.pad name (the same table as filters._PAD_MODES)
 _NP_MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
@@ -37,7 +37,7 @@ def _border_index(n: int, radius: int, mode: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- response
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _smooth_row(buf, kernel, col_index, r, width, out):
     """Fill the ends of ``buf`` (row data at ``buf[r:r + width]``) by the border map, then
     ``out[x] = sum_k kernel[k] buf[x + k]``."""
@@ -55,7 +55,7 @@ def _smooth_row(buf, kernel, col_index, r, width, out):
             out[x] += w * buf[x + k]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sobel_row(image, zeros, s, rows1, cols1, smooth, diff, gx, gy):
     """Sobel ``gx, gy`` (scaled by 1/8) of image row ``s``; ``rows1``/``cols1`` are the
     radius-1 border maps, ``zeros`` a zero row."""
@@ -86,14 +86,20 @@ def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, 
     Returns ``(height, width)`` float32."""
     height, width = source_x.shape
     out = np.empty((height, width), np.float32)
-    parallel_for(_harris_blocks, (height + block - 1) // block, source_x, source_y, bool(use_sobel), kernel, rows1,
-                 cols1, rows_r, cols_r, np.float32(k_harris), int(block), out)
+    r = kernel.shape[0] // 2
+    n_blocks = (height + block - 1) // block
+    slots = slot_count() if n_blocks > 1 else 1
+    planes = np.empty((slots, 3, block + 2 * r, width), np.float32)
+    lines = np.zeros((slots, 8, width + 2 * r + 2), np.float32)       # line 0 stays zero
+    valid = np.empty((slots, block + 2 * r), np.bool_)
+    parallel_for(_harris_blocks, n_blocks, source_x, source_y, bool(use_sobel), kernel, rows1,
+                 cols1, rows_r, cols_r, np.float32(k_harris), int(block), out, planes, lines, valid)
     return out
 
 
 @kernel(fastmath=True)
 def _harris_blocks(job, source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, cols_r, k_harris,
-                   block, out):
+                   block, out, planes, lines, valid_rows):
     """Fused Harris response of the row blocks ``b_start <= b < b_stop`` into ``out``.
 
     With ``use_sobel`` the gradients are the Sobel gradients of ``source_x`` (the image;
@@ -102,28 +108,35 @@ def _harris_blocks(job, source_x, source_y, use_sobel, kernel, rows1, cols1, row
     the products. Each block of ``block`` output rows smooths its ``block + 2r`` product rows
     along x into buffers local to the thread (cache-resident), then along y, and forms
     ``a c - b**2 - k (a + c)**2``.
+
+    Working memory, a row per participant (:func:`~classicvision._kernels.jit.claim_slot`):
+    ``planes`` ``(slots, 3, block + 2r, W)`` and ``lines`` ``(slots, 8, W + 2r + 2)`` float32
+    (line 0 zero), ``valid_rows`` ``(slots, block + 2r)`` bool.
     """
     height, width = source_x.shape
     n = kernel.shape[0]
     r = n // 2
+    slot = claim_slot(job, planes.shape[0])
+    if slot < 0:
+        return
+    hxx = planes[slot, 0]
+    hxy = planes[slot, 1]
+    hyy = planes[slot, 2]
+    valid = valid_rows[slot]
+    zeros = lines[slot, 0, :width]
+    smooth = lines[slot, 1, :width + 2]
+    diff = lines[slot, 2, :width + 2]
+    gx = lines[slot, 3, :width]
+    gy = lines[slot, 4, :width]
+    bxx = lines[slot, 5, :width + 2 * r]
+    bxy = lines[slot, 6, :width + 2 * r]
+    byy = lines[slot, 7, :width + 2 * r]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
             y0 = b * block
-            y1 = min(height, y0 + block)
+            y1 = y0 + block if y0 + block < height else height
             n_rows = y1 - y0 + 2 * r
-            hxx = np.empty((n_rows, width), np.float32)
-            hxy = np.empty((n_rows, width), np.float32)
-            hyy = np.empty((n_rows, width), np.float32)
-            valid = np.empty(n_rows, np.bool_)
-            zeros = np.zeros(width, np.float32)
-            smooth = np.empty(width + 2, np.float32)
-            diff = np.empty(width + 2, np.float32)
-            gx = np.empty(width, np.float32)
-            gy = np.empty(width, np.float32)
-            bxx = np.empty(width + 2 * r, np.float32)
-            bxy = np.empty(width + 2 * r, np.float32)
-            byy = np.empty(width + 2 * r, np.float32)
             for t in range(n_rows):
                 s = rows_r[y0 + t]
                 valid[t] = s >= 0
@@ -224,14 +237,14 @@ def _nms_rows(job, response, radius, border, threshold, mask):
     while start < stop:
         for y in range(border + start, border + stop):
             row = response[y]
-            y0 = max(y - radius, 0)
-            y1 = min(y + radius + 1, height)
+            y0 = y - radius if y > radius else 0
+            y1 = y + radius + 1 if y + radius + 1 < height else height
             for x in range(border, width - border):
                 v = row[x]
                 if not (v >= threshold and v > 0.0):
                     continue
-                x0 = max(x - radius, 0)
-                x1 = min(x + radius + 1, width)
+                x0 = x - radius if x > radius else 0
+                x1 = x + radius + 1 if x + radius + 1 < width else width
                 peak = True
                 for yy in range(y0, y1):
                     other = response[yy]

@@ -11,7 +11,10 @@ Every kernel is one serial, GIL-free numba function that takes a *job* and claim
                 ...
             start, stop = next_chunk(job)
 
-(a kernel's docstring describes one chunk ``start <= i < stop``). :func:`serial_job` makes a job
+(a kernel's docstring describes one chunk ``start <= i < stop``). A kernel that needs working
+memory takes it from the caller, one row of a scratch array per participant: the row of
+:func:`claim_slot`, of :func:`slot_count` rows (no allocation inside compiled code: every
+``np.empty`` signature is one more specialization to compile on a first run). :func:`serial_job` makes a job
 for a direct call on one thread; :func:`parallel_for` makes the job (``n`` split into a few chunks per thread), posts it to a small
 pool of worker threads and joins in itself. So:
 
@@ -61,7 +64,8 @@ from numba.core.registry import CPUDispatcher
 
 from . import atomics
 
-__all__ = ["is_stall", "kernel", "next_chunk", "num_threads", "parallel_for", "serial_job"]
+__all__ = ["claim_slot", "is_stall", "kernel", "next_chunk", "num_threads", "parallel_for", "serial_job",
+           "slot_count"]
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
@@ -83,7 +87,7 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 
 # A job: one int64 array. Its fields:
-_NEXT, _ENTERED, _LEFT, _N_CHUNKS, _N, _CALLER_BLOCKED, _PARKED = range(7)
+_NEXT, _ENTERED, _LEFT, _N_CHUNKS, _N, _CALLER_BLOCKED, _PARKED, _SLOTS = range(8)
 
 
 def kernel(function=None, **options):
@@ -107,10 +111,29 @@ def next_chunk(job):
     return n * chunk // n_chunks, n * (chunk + 1) // n_chunks
 
 
+@kernel
+def claim_slot(job, n_slots):
+    """This participant's row of a scratch array of ``n_slots`` rows: ``0 <= slot < n_slots``, or
+    ``-1`` when every row is taken, in which case it has been counted out of ``job`` and must
+    return without claiming chunks (the others do them)."""
+    slot = atomics.atomic_add(job, _SLOTS, 1)
+    if slot < n_slots:
+        return slot
+    atomics.atomic_add(job, _LEFT, 1)
+    return -1
+
+
+def slot_count() -> int:
+    """Rows of scratch a kernel's call from this thread needs for :func:`claim_slot`: one per
+    thread that may join it (more than needed is harmless, fewer only idles a thread)."""
+    threads = num_threads()
+    return 1 if threads <= 1 else max(threads, _pool_size + 1)
+
+
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:
     """A job over ``[0, n)`` in ``n_chunks`` chunks (none when ``n == 0``), for a kernel called
     directly on one thread; :func:`parallel_for` makes its jobs the same way."""
-    return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0], np.int64)
+    return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0, 0], np.int64)
 
 
 def _configured_threads() -> int:

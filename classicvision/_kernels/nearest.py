@@ -72,15 +72,31 @@ def _block_minima(values, offset, r, out):  # pragma: no cover - compiled
     row = values[r]
     for blk in range(out.shape[0]):
         lo = blk * _BLOCK
-        hi = min(lo + _BLOCK, n)
+        hi = lo + _BLOCK if lo + _BLOCK < n else n
         m = row[lo] + offset[lo]
         for j in range(lo + 1, hi):
-            m = min(m, row[j] + offset[j])
+            v = row[j] + offset[j]
+            m = v if v < m else m
         out[blk] = m
 
 
+def _smallest_k(values, offset, k):
+    """Indices (rows, k) int64 of the k smallest ``values[r, j] + offset[j]`` of each row
+    (:func:`_smallest_k_into`, :func:`_smallest_two` for ``k <= 2``), into new arrays."""
+    rows, n = values.shape
+    out = np.empty((rows, k), np.int64)
+    if k <= 2:
+        _smallest_two(values, offset, k, out)
+        return out
+    n_blocks = (n + _BLOCK - 1) // _BLOCK
+    kb = min(k, n_blocks)
+    _smallest_k_into(values, offset, k, out, np.empty(n_blocks, values.dtype), np.empty(kb, values.dtype),
+                     np.empty(k, values.dtype), np.empty(k, np.int64))
+    return out
+
+
 @kernel
-def _smallest_k(values, offset, k):  # pragma: no cover - compiled
+def _smallest_k_into(values, offset, k, out, minima, top, best_v, best_i):  # pragma: no cover - compiled
     """Indices (rows, k) int64 of the k smallest ``values[r, j] + offset[j]`` of each row,
     ascending, ties by lower index.
 
@@ -88,20 +104,14 @@ def _smallest_k(values, offset, k):  # pragma: no cover - compiled
     each sum is rounded in that dtype. Two passes per row: the minimum of every block of
     ``_BLOCK`` entries (vectorized), then an insertion into a sorted buffer of ``k`` over the
     blocks whose minimum is at most the ``k``-th smallest block minimum (at least ``k`` entries
-    lie at or below it, so no other block can hold one of the ``k`` smallest). ``k <= 2`` takes
-    one pass instead (:func:`_smallest_two`). Serial and GIL-free: :func:`k_nearest` runs it on
-    the pool's threads, one query chunk each.
+    lie at or below it, so no other block can hold one of the ``k`` smallest). Into ``out``
+    (rows, k); ``minima`` (one per block), ``top`` (``min(k, blocks)``), ``best_v`` and ``best_i``
+    (k) are working memory. Serial and GIL-free: :func:`k_nearest` runs it on the pool's
+    threads, one query chunk each.
     """
     rows, n = values.shape
-    if k <= 2:
-        return _smallest_two(values, offset, k)
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    kb = min(k, n_blocks)
-    out = np.empty((rows, k), np.int64)
-    minima = np.empty(n_blocks, values.dtype)
-    top = np.empty(kb, values.dtype)
-    best_v = np.empty(k, values.dtype)
-    best_i = np.empty(k, np.int64)
+    n_blocks = minima.shape[0]
+    kb = top.shape[0]
     for r in range(rows):
         _block_minima(values, offset, r, minima)
         for blk in range(n_blocks):           # the kb smallest block minima, sorted
@@ -122,7 +132,8 @@ def _smallest_k(values, offset, k):  # pragma: no cover - compiled
             if kb == k and minima[blk] > threshold:
                 continue
             lo = blk * _BLOCK
-            for j in range(lo, min(lo + _BLOCK, n)):
+            hi = lo + _BLOCK if lo + _BLOCK < n else n
+            for j in range(lo, hi):
                 v = values[r, j] + offset[j]
                 if filled < k:
                     pos = filled
@@ -139,15 +150,13 @@ def _smallest_k(values, offset, k):  # pragma: no cover - compiled
                 best_i[pos] = j
         for t in range(k):
             out[r, t] = best_i[t]
-    return out
 
 
 @kernel
-def _smallest_two(values, offset, k):  # pragma: no cover - compiled
-    """:func:`_smallest_k` for ``k`` of 1 or 2: one pass per row keeping the two smallest (the
-    first of equal values wins, as there)."""
+def _smallest_two(values, offset, k, out):  # pragma: no cover - compiled
+    """:func:`_smallest_k` for ``k`` of 1 or 2 into ``out`` (rows, k): one pass per row keeping
+    the two smallest (the first of equal values wins, as there)."""
     rows, n = values.shape
-    out = np.empty((rows, k), np.int64)
     for r in range(rows):
         row = values[r]
         v1 = row[0] + offset[0]
@@ -165,7 +174,6 @@ def _smallest_two(values, offset, k):  # pragma: no cover - compiled
         out[r, 0] = i1
         if k == 2:
             out[r, 1] = i2
-    return out
 
 
 def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.ndarray:
@@ -174,7 +182,7 @@ def _smallest_k_reference(values: np.ndarray, offset: np.ndarray, k: int) -> np.
     return np.ascontiguousarray(order[:, :k], dtype=np.int64)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _squared(a, r, b, j):  # pragma: no cover - compiled
     """float64 ``sum_d (a[r, d] - b[j, d])^2``, four interleaved accumulators (fixed order)."""
     dim = a.shape[1]
@@ -200,18 +208,26 @@ def _squared(a, r, b, j):  # pragma: no cover - compiled
     return (s0 + s1) + (s2 + s3)
 
 
-@kernel
-def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
+def _rank_candidates(a, b, candidates, k):
     """Best ``k`` of the candidate rows of ``b`` for each row of ``a`` by exact float64 distance.
 
     ``candidates`` is (rows, c) int64 with ``k <= c``, row ``r`` belonging to ``a[r]``. Returns
-    indices (rows, k) int64 and squared distances (rows, k) float64, ranked by (distance, index).
+    indices (rows, k) int64 and squared distances (rows, k) float64, ranked by (distance, index)
+    (:func:`_rank_candidates_into`).
     """
     rows, c = candidates.shape
     out_i = np.empty((rows, k), np.int64)
     out_v = np.empty((rows, k), np.float64)
-    best_v = np.empty(c, np.float64)
-    best_i = np.empty(c, np.int64)
+    _rank_candidates_into(a, b, candidates, out_i, out_v, np.empty(c, np.float64), np.empty(c, np.int64))
+    return out_i, out_v
+
+
+@kernel
+def _rank_candidates_into(a, b, candidates, out_i, out_v, best_v, best_i):  # pragma: no cover - compiled
+    """:func:`_rank_candidates` into ``out_i``, ``out_v`` (rows, k); ``best_v``, ``best_i`` (c,)
+    are working memory."""
+    rows, c = candidates.shape
+    k = out_i.shape[1]
     for r in range(rows):
         for t in range(c):
             j = candidates[r, t]
@@ -226,7 +242,6 @@ def _rank_candidates(a, b, candidates, k):  # pragma: no cover - compiled
         for t in range(k):
             out_i[r, t] = best_i[t]
             out_v[r, t] = best_v[t]
-    return out_i, out_v
 
 
 def _rank_candidates_reference(a, b, candidates, k):

@@ -13,14 +13,15 @@ import math
 import numpy as np
 
 from .gradient import _bin_of
-from .jit import kernel, next_chunk, parallel_for
+from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 
 @kernel(fastmath=True)
 def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
-                                   hist):
+                                   hist, scratch):
     """Rows ``start <= i < stop`` of the ``(N, n_bins)`` float32 histograms of gradient
-    orientation, into ``hist`` (zeros).
+    orientation, into ``hist`` (zeros); ``scratch`` ``(slots, 3, 2 R + 1)`` float32, a row per
+    participant, ``R`` at least every point's radius.
 
     For point ``i`` on Gaussian image ``levels[level[i]]`` at ``(xs[i], ys[i])`` rounded, every
     pixel within ``round(radius_factor * window * sigmas[i])`` (square, and not on the image's
@@ -31,6 +32,10 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
     height = levels.shape[1]
     width = levels.shape[2]
     bin_per_radian = np.float32(n_bins / (2.0 * math.pi))
+    slot = claim_slot(job, scratch.shape[0])
+    if slot < 0:
+        return
+    buffers = scratch[slot]
     start, stop = next_chunk(job)
     while start < stop:
         for i in range(start, stop):
@@ -41,17 +46,17 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
             radius = int(round(radius_factor * sigma_w))
             scale = -0.5 / (sigma_w * sigma_w)
             # The Gaussian weight is separable: one table of exp(-d**2 / (2 sigma_w**2)).
-            table = np.empty(2 * radius + 1, np.float32)
+            table = buffers[0]
             for d in range(-radius, radius + 1):
                 table[d + radius] = math.exp(d * d * scale)
             row = hist[i]
-            y0 = max(1, cy - radius)
-            y1 = min(height - 2, cy + radius)
-            x0 = max(1, cx - radius)
-            x1 = min(width - 2, cx + radius)
-            span = max(x1 - x0 + 1, 0)
-            weights = np.empty(span, np.float32)
-            bins = np.empty(span, np.float32)
+            y0 = cy - radius if cy - radius > 1 else 1
+            y1 = cy + radius if cy + radius < height - 2 else height - 2
+            x0 = cx - radius if cx - radius > 1 else 1
+            x1 = cx + radius if cx + radius < width - 2 else width - 2
+            span = x1 - x0 + 1 if x1 >= x0 else 0
+            weights = buffers[1]
+            bins = buffers[2]
             table_x = table[x0 - cx + radius:x0 - cx + radius + span]
             for y in range(y0, y1 + 1):
                 wy = table[y - cy + radius]
@@ -81,10 +86,12 @@ def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radiu
     """``(N, n_bins)`` float32 histograms (:func:`_orientation_histograms_points`), threads from
     32 points up."""
     hist = np.zeros((len(xs), int(n_bins)), np.float32)
+    sigmas = np.ascontiguousarray(sigmas, np.float32)
+    radius = int(np.rint(float(radius_factor) * (float(window) * sigmas.astype(np.float64))).max(initial=0)) + 1
+    scratch = np.empty((slot_count() if len(xs) >= 32 else 1, 3, 2 * radius + 1), np.float32)
     parallel_for(_orientation_histograms_points, len(xs), levels, np.ascontiguousarray(level, np.int64),
                  np.ascontiguousarray(xs, np.float32), np.ascontiguousarray(ys, np.float32),
-                 np.ascontiguousarray(sigmas, np.float32), int(n_bins), float(window), float(radius_factor), hist,
-                 grain=16)
+                 sigmas, int(n_bins), float(window), float(radius_factor), hist, scratch, grain=16)
     return hist
 
 

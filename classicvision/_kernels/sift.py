@@ -22,12 +22,12 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import kernel, next_chunk, parallel_for
+from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 from .gradient import _TWO_PI, _wrap
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _reflect(i, n):
     """Index of ``i`` in the symmetric extension of ``range(n)``, and whether it is mirrored."""
     m = i % (2 * n)
@@ -36,19 +36,36 @@ def _reflect(i, n):
     return m, False
 
 
+@njit(cache=True, error_model="numpy")
+def _narrow(lo, hi, a, b):
+    """``(max(lo, min(a, b)), min(hi, max(a, b)))`` for floats that are not NaN."""
+    if b < a:
+        a, b = b, a
+    return (a if a > lo else lo), (b if b < hi else hi)
+
+
 def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     """Raw descriptors ``(N, n_cells**2 * n_ori)`` float32 of the points (:func:`_describe_points`),
     the points on threads (:func:`~classicvision._kernels.jit.parallel_for`)."""
     out = np.zeros((xs.shape[0], n_cells * n_cells * n_ori), np.float32)
+    sizes = np.ascontiguousarray(sizes, np.float64)
+    # The support's widest row: 2 extent + 3 pixels, extent = reach (|cos| + |sin|) <= reach sqrt(2).
+    reach = 0.5 * sizes.max(initial=0.0) * (1.0 + 1.0 / n_cells)
+    span = int(math.ceil(2.0 * math.sqrt(2.0) * reach)) + 5
+    slots = slot_count() if xs.shape[0] >= 32 else 1
+    rows = np.empty((slots, 5, span), np.float64)
+    hist = np.empty((slots, (n_cells + 2) ** 2 * n_ori), np.float64)
     parallel_for(_describe_points, xs.shape[0], magnitude, bins, np.ascontiguousarray(xs, np.float64),
-                 np.ascontiguousarray(ys, np.float64), np.ascontiguousarray(sizes, np.float64),
-                 np.ascontiguousarray(thetas, np.float64), int(n_cells), int(n_ori), out, grain=16)
+                 np.ascontiguousarray(ys, np.float64), sizes, np.ascontiguousarray(thetas, np.float64),
+                 int(n_cells), int(n_ori), out, rows, hist, grain=16)
     return out
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out):
-    """Rows ``start <= k < stop`` of :func:`_describe` into ``out``.
+def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out, rows, hists):
+    """Rows ``start <= k < stop`` of :func:`_describe` into ``out``; ``rows`` ``(slots, 5, S)``
+    and ``hists`` ``(slots, (n + 2)**2 n_ori)`` float64 are a participant's working memory
+    (``S`` at least the widest support row).
 
     Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
 
@@ -67,6 +84,15 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
     stride_y = padded * n_ori
     half_n = 0.5 * n_cells - 0.5
     half_ori = 0.5 * n_ori
+    slot = claim_slot(job, rows.shape[0])
+    if slot < 0:
+        return
+    gauss_x = rows[slot, 0]
+    row_t = rows[slot, 1]
+    row_w = rows[slot, 2]
+    row_x = rows[slot, 3]
+    row_y = rows[slot, 4]
+    hist = hists[slot]
     start, stop = next_chunk(job)
     while start < stop:
         for k in range(start, stop):
@@ -91,15 +117,10 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
             y_lo = int(math.floor(cy - extent))
             y_hi = int(math.ceil(cy + extent))
             span = x_hi - x_lo + 1
-            gauss_x = np.empty(span, np.float64)
             for j in range(span):
                 d = x_lo + j - cx
                 gauss_x[j] = math.exp(-d * d * inv_2var)
-            row_t = np.empty(span, np.float64)
-            row_w = np.empty(span, np.float64)
-            row_x = np.empty(span, np.float64)
-            row_y = np.empty(span, np.float64)
-            hist = np.zeros(padded * stride_y, np.float64)
+            hist[:] = 0.0
             for py in range(y_lo, y_hi + 1):
                 dy = py - cy
                 # Interval of dx with |u| < reach and |v| < reach on this row.
@@ -108,19 +129,19 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
                 if c != 0.0:
                     a = (-reach - dy * sn) / c
                     b = (reach - dy * sn) / c
-                    lo = max(lo, min(a, b))
-                    hi = min(hi, max(a, b))
+                    lo, hi = _narrow(lo, hi, a, b)
                 elif abs(dy * sn) >= reach:
                     continue
                 if sn != 0.0:
                     a = (dy * c - reach) / sn
                     b = (dy * c + reach) / sn
-                    lo = max(lo, min(a, b))
-                    hi = min(hi, max(a, b))
+                    lo, hi = _narrow(lo, hi, a, b)
                 elif abs(dy * c) >= reach:
                     continue
-                px_lo = max(x_lo, int(math.floor(cx + lo)))
-                px_hi = min(x_hi, int(math.ceil(cx + hi)))
+                px_lo = int(math.floor(cx + lo))
+                px_hi = int(math.ceil(cx + hi))
+                px_lo = px_lo if px_lo > x_lo else x_lo
+                px_hi = px_hi if px_hi < x_hi else x_hi
                 if px_hi < px_lo:
                     continue
                 n_px = px_hi - px_lo + 1
@@ -228,16 +249,19 @@ def _normalize_rows_into(job, raw, clip, rootsift, out):
             inv = 1.0 / math.sqrt(total)
             total = 0.0
             for d in range(dim):
-                total += min(raw[k, d] * inv, clip) ** 2
+                v = raw[k, d] * inv
+                total += (v if v < clip else clip) ** 2
             inv2 = 1.0 / math.sqrt(total)
             scale = 1.0
             if rootsift:
                 l1 = 0.0
                 for d in range(dim):
-                    l1 += min(raw[k, d] * inv, clip) * inv2
+                    v = raw[k, d] * inv
+                    l1 += (v if v < clip else clip) * inv2
                 scale = 1.0 / l1
             for d in range(dim):
-                value = min(raw[k, d] * inv, clip) * inv2
+                v = raw[k, d] * inv
+                value = (v if v < clip else clip) * inv2
                 out[k, d] = math.sqrt(value * scale) if rootsift else value
         start, stop = next_chunk(job)
 
