@@ -87,7 +87,7 @@ JOBS = {
     "match_dog": (("describe", "nearest"), ("pyramid_and_dog", "orientation", "pool"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
                    "dog._refine_into", "orientation._orientation_histograms_points") + _SHARED),
-    "match_harris": (("describe", "pool"), ("harris", "nearest"),
+    "match_harris": (("describe", "nearest"), ("harris", "pool"),
                      ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands_x_first") + _SHARED),
 }
 
