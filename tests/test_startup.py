@@ -95,6 +95,29 @@ def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job):
     assert before and did and not after and not again and children == []
 
 
+@pytest.mark.slow
+def test_an_error_inside_precompiling_kills_the_child_at_once(tmp_path):
+    """The CLI reads its inputs inside ``precompiling`` (the child starts first): bad input ends
+    the command without waiting for the child's compilation, and leaves no process behind."""
+    out = _python("""
+        import json, os, time
+        from classicvision._warm import is_cold, precompiling
+        start = time.perf_counter()
+        try:
+            with precompiling("match_dog") as cold:
+                raise ValueError("bad input")
+        except ValueError as exc:
+            error = str(exc)
+        seconds = time.perf_counter() - start
+        children = [p for p in os.listdir("/proc") if p.isdigit()
+                    and open(f"/proc/{p}/stat").read().split(")")[-1].split()[1] == str(os.getpid())]
+        print(json.dumps([cold, error, seconds, children, is_cold("match_dog")]))
+    """, {"NUMBA_CACHE_DIR": str(tmp_path)})
+    cold, error, seconds, children, still_cold = json.loads(out)
+    assert cold and error == "bad input" and children == [] and still_cold
+    assert seconds < 2.0          # the kernels take several seconds to compile: nobody waited for them
+
+
 _ALLOCATION = re.compile(r"np\.(empty|zeros|full|ones|empty_like|zeros_like|full_like|concatenate|stack)\(|"
                          r"\.copy\(\)|\.view\(|\.sum\(\)|\b(min|max)\(")
 
