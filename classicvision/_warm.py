@@ -31,7 +31,13 @@ def _pyramid_and_dog():
 
     yy, xx = np.mgrid[:48, :48]
     blob = np.exp(-((xx - 24.0) ** 2 + (yy - 20.0) ** 2) / 32.0).astype(np.float32)   # one DoG point
-    dog_extrema(gaussian_pyramid(blob))
+    dog_extrema(gaussian_pyramid(blob, upsample=False))     # the doubling is a group of its own
+
+
+def _upsample():
+    from ._kernels.blur import _upsample2
+
+    _upsample2(np.zeros((4, 6), np.float32))
 
 
 def _orientation():
@@ -56,8 +62,7 @@ def _nearest():
 
     rng = np.random.default_rng(0)
     a, b = rng.random((20, 128), dtype=np.float32), rng.random((30, 128), dtype=np.float32)
-    nearest.k_nearest(a, b, 2, 2048)
-    nearest.k_nearest(b, a, 1, 2048)
+    nearest.k_nearest(a, b, 2, 2048)          # ratio matching (and the mutual check: the same call reversed)
 
 
 def _harris():
@@ -76,15 +81,15 @@ def _pool():
 
 
 #: Groups of kernels, each a function that compiles (or loads) them.
-GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "orientation": _orientation, "describe": _describe_on_pyramids,
-          "nearest": _nearest, "harris": _harris, "pool": _pool}
+GROUPS = {"pyramid_and_dog": _pyramid_and_dog, "upsample": _upsample, "orientation": _orientation,
+          "describe": _describe_on_pyramids, "nearest": _nearest, "harris": _harris, "pool": _pool}
 _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._normalize_rows_into",
            "nearest._smallest_k_into", "nearest._rank_candidates_into", "atomics.add", "atomics.park",
            "atomics.spin_until_joined")
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog", "orientation"),
+    "match_dog": (("describe", "nearest", "pool", "upsample"), ("pyramid_and_dog", "orientation"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
                    "dog._refine_into", "orientation._orientation_histograms_points") + _SHARED),
     "match_harris": (("describe", "nearest"), ("harris", "pool"),
