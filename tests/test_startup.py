@@ -80,13 +80,24 @@ def test_read_only_package_falls_back_to_a_user_cache(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("job", ["match_dog", "match_harris"])
-def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job):
+@pytest.mark.parametrize("job, threaded", [("match_dog", False), ("match_harris", False), ("match_dog", True)])
+def test_precompile_fills_a_cold_cache_and_leaves_no_process(tmp_path, job, threaded):
+    """The child is forked when the caller has one thread, a new Python process otherwise
+    (``threaded``: another thread is running); either way the cache ends warm, nothing is left."""
     out = _python(f"""
-        import json, os
+        import json, os, threading
+        from classicvision import _warm
         from classicvision._warm import is_cold, precompile
+        started = []
+        original = _warm._start_child
+        _warm._start_child = lambda groups: started.append(original(groups)) or started[-1]
+        stop = threading.Event()
+        if {threaded!r}:
+            threading.Thread(target=stop.wait, daemon=True).start()
         before = is_cold({job!r})
         did = precompile({job!r})
+        stop.set()
+        assert type(started[0]).__name__ == ("Popen" if {threaded!r} else "_Forked"), started
         children = [p for p in os.listdir("/proc") if p.isdigit()
                     and open(f"/proc/{{p}}/stat").read().split(")")[-1].split()[1] == str(os.getpid())]
         print(json.dumps([before, did, is_cold({job!r}), precompile({job!r}), children]))
