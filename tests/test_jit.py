@@ -170,9 +170,13 @@ def test_each_participant_gets_its_own_scratch_row_and_those_past_the_rows_leave
 
 
 def test_slot_count_covers_every_thread_of_a_call():
-    assert jit.slot_count() >= num_threads()
+    """One row where parallel_for runs serially (too few items for two chunks of the grain), else
+    one per thread that may join."""
+    assert jit.slot_count(100) >= num_threads()
+    assert jit.slot_count(1) == 1 and jit.slot_count(31, 16) == 1
     parallel_for(_count_into, 100, np.zeros(100, np.int64), threads=3)   # a pool of two workers
-    assert jit.slot_count() == 1 if num_threads() == 1 else jit.slot_count() >= 3
+    assert jit.slot_count(100) == 1 if num_threads() == 1 else jit.slot_count(100) >= 3
+    assert jit.slot_count(32, 16) == jit.slot_count(100)
 
 
 def test_compiled_errors_propagate_and_the_pool_survives():

@@ -210,7 +210,7 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
         n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
-    rows = np.empty((slot_count() if n_bands > 1 else 1, width + 2 * r), np.float32)
+    rows = np.empty((slot_count(n_bands), width + 2 * r), np.float32)
     if not x_first:
         parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out,
                      rows)

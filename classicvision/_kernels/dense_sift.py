@@ -215,7 +215,6 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
                     row[d] = hist[d]           # shape-mismatch message, 2.6 s on a first run
 
 
-
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, normalize,
                scratch=None):

@@ -31,7 +31,7 @@ def _extrema_rows(gauss, threshold, border, band):
     counts = np.zeros(n_tasks, np.int64)
     n_bands = (rows_per_layer + band - 1) // band
     grain = n_bands if height * width < _PARALLEL_PIXELS else 1   # small octaves: one call
-    slots = slot_count() if grain < n_bands else 1
+    slots = slot_count(n_bands, grain)
     rings = np.empty((slots, 11, n_dog, width), np.float32)
     flags = np.zeros((slots, (width + 7) // 8 * 8), np.uint8)      # the tail past W stays 0
     parallel_for(_extrema_bands, n_bands, gauss, np.float32(threshold), int(border), int(band), columns, counts,

@@ -88,7 +88,7 @@ def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, 
     out = np.empty((height, width), np.float32)
     r = kernel.shape[0] // 2
     n_blocks = (height + block - 1) // block
-    slots = slot_count() if n_blocks > 1 else 1
+    slots = slot_count(n_blocks)
     planes = np.empty((slots, 3, block + 2 * r, width), np.float32)
     lines = np.zeros((slots, 8, width + 2 * r + 2), np.float32)       # line 0 stays zero
     valid = np.empty((slots, block + 2 * r), np.bool_)

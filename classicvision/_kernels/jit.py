@@ -123,11 +123,18 @@ def claim_slot(job, n_slots):
     return -1
 
 
-def slot_count() -> int:
-    """Rows of scratch a kernel's call from this thread needs for :func:`claim_slot`: one per
-    thread that may join it (more than needed is harmless, fewer only idles a thread)."""
+def _serial(n: int, grain: int, threads: int) -> bool:
+    """Whether :func:`parallel_for` runs ``n`` items of ``grain`` on the calling thread alone
+    (besides backing off, which decides at the call)."""
+    return threads <= 1 or n < 2 * grain
+
+
+def slot_count(n: int, grain: int = 1) -> int:
+    """Rows of scratch that ``parallel_for(kernel, n, ..., grain=grain)`` from this thread needs
+    for :func:`claim_slot`: one when it runs serially, else one per thread that may join it (more
+    than needed is harmless, fewer only idles a thread)."""
     threads = num_threads()
-    return 1 if threads <= 1 else max(threads, _pool_size + 1)
+    return 1 if _serial(n, grain, threads) else max(threads, _pool_size + 1)
 
 
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:
@@ -298,7 +305,7 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     global _backoff_until, _backoff, _last_stall
     threads = num_threads() if threads is None else threads
     start = time.perf_counter()
-    if threads <= 1 or n < 2 * grain or start < _backoff_until:   # the last: backing off (module docstring)
+    if _serial(n, grain, threads) or start < _backoff_until:   # the last: backing off (module docstring)
         if n > 0:
             if isinstance(function, CPUDispatcher):
                 function(serial_job(n), *args)

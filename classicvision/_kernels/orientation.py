@@ -16,6 +16,9 @@ from .gradient import _bin_of
 from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
 
 
+_GRAIN = 16   # points per chunk: threads from 32 points up
+
+
 @kernel(fastmath=True)
 def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
                                    hist, scratch):
@@ -88,10 +91,10 @@ def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radiu
     hist = np.zeros((len(xs), int(n_bins)), np.float32)
     sigmas = np.ascontiguousarray(sigmas, np.float32)
     radius = int(np.rint(float(radius_factor) * (float(window) * sigmas.astype(np.float64))).max(initial=0)) + 1
-    scratch = np.empty((slot_count() if len(xs) >= 32 else 1, 3, 2 * radius + 1), np.float32)
+    scratch = np.empty((slot_count(len(xs), _GRAIN), 3, 2 * radius + 1), np.float32)
     parallel_for(_orientation_histograms_points, len(xs), levels, np.ascontiguousarray(level, np.int64),
                  np.ascontiguousarray(xs, np.float32), np.ascontiguousarray(ys, np.float32),
-                 sigmas, int(n_bins), float(window), float(radius_factor), hist, scratch, grain=16)
+                 sigmas, int(n_bins), float(window), float(radius_factor), hist, scratch, grain=_GRAIN)
     return hist
 
 

@@ -36,6 +36,9 @@ def _reflect(i, n):
     return m, False
 
 
+_GRAIN = 16   # points per chunk: threads from 32 points up
+
+
 @njit(cache=True, error_model="numpy")
 def _narrow(lo, hi, a, b):
     """``(max(lo, min(a, b)), min(hi, max(a, b)))`` for floats that are not NaN."""
@@ -52,12 +55,12 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     # The support's widest row: 2 extent + 3 pixels, extent = reach (|cos| + |sin|) <= reach sqrt(2).
     reach = 0.5 * sizes.max(initial=0.0) * (1.0 + 1.0 / n_cells)
     span = int(math.ceil(2.0 * math.sqrt(2.0) * reach)) + 5
-    slots = slot_count() if xs.shape[0] >= 32 else 1
+    slots = slot_count(xs.shape[0], _GRAIN)
     rows = np.empty((slots, 5, span), np.float64)
     hist = np.empty((slots, (n_cells + 2) ** 2 * n_ori), np.float64)
     parallel_for(_describe_points, xs.shape[0], magnitude, bins, np.ascontiguousarray(xs, np.float64),
                  np.ascontiguousarray(ys, np.float64), sizes, np.ascontiguousarray(thetas, np.float64),
-                 int(n_cells), int(n_ori), out, rows, hist, grain=16)
+                 int(n_cells), int(n_ori), out, rows, hist, grain=_GRAIN)
     return out
 
 
