@@ -68,10 +68,11 @@ def main() -> None:
     for name in GROUPS:
         groups[name] = _group(name)
         print(f"{name}: {groups[name]['seconds']:.2f} s", flush=True)
+    info = machine_info()
     lines = ["# What a first run compiles", "",
              "Each warm-up group compiled alone in a fresh process with an empty `NUMBA_CACHE_DIR` "
              "(`python benchmarks/bench_compile.py`); seconds of wall time, numba's start-up in the process "
-             "included. " + machine_line(machine_info()), "",
+             "included. " + machine_line(info), "",
              "| job | child's groups | s | caller's groups | s |", "| --- | --- | ---: | --- | ---: |"]
     for job, (child, here, _) in JOBS.items():
         lines.append(f"| {job} | {', '.join(child)} | {sum(groups[g]['seconds'] for g in child):.2f} | "
@@ -84,7 +85,7 @@ def main() -> None:
         listed = ", ".join(f"`{f.replace('classicvision._kernels.', '')}` {s:.2f}" for f, s in top)
         lines.append(f"| {name} | {found['seconds']:.2f} | {listed} |")
     md, js = write_results(args.out, "compile", "\n".join(lines),
-                           {"machine": machine_info(), "groups": groups,
+                           {"machine": info, "groups": groups,
                             "jobs": {job: {"child": list(c), "caller": list(h)} for job, (c, h, _) in JOBS.items()}})
     print(f"wrote {md} and {js}")
 
