@@ -192,93 +192,100 @@ def _extrema_mask_reference(dog, threshold, border):
 
 # --------------------------------------------------------------------------- refinement
 @njit(cache=True)
-def _d(gauss, layer, y, x):
-    return gauss[layer + 1, y, x] - gauss[layer, y, x]
-
-
-@njit(cache=True)
-def _fit(gauss, layer, y, x):
-    """Gradient, Hessian solve and 2-D Hessian at an integer sample; returns
-    ``(ok, ox, oy, os, gx, gy, gs, dxx, dyy, dxy)`` with ``o = -H^-1 g``."""
-    v2 = 2.0 * _d(gauss, layer, y, x)
-    gx = 0.5 * (_d(gauss, layer, y, x + 1) - _d(gauss, layer, y, x - 1))
-    gy = 0.5 * (_d(gauss, layer, y + 1, x) - _d(gauss, layer, y - 1, x))
-    gs = 0.5 * (_d(gauss, layer + 1, y, x) - _d(gauss, layer - 1, y, x))
-    dxx = _d(gauss, layer, y, x + 1) + _d(gauss, layer, y, x - 1) - v2
-    dyy = _d(gauss, layer, y + 1, x) + _d(gauss, layer, y - 1, x) - v2
-    dss = _d(gauss, layer + 1, y, x) + _d(gauss, layer - 1, y, x) - v2
-    dxy = 0.25 * (_d(gauss, layer, y + 1, x + 1) - _d(gauss, layer, y + 1, x - 1)
-                  - _d(gauss, layer, y - 1, x + 1) + _d(gauss, layer, y - 1, x - 1))
-    dxs = 0.25 * (_d(gauss, layer + 1, y, x + 1) - _d(gauss, layer + 1, y, x - 1)
-                  - _d(gauss, layer - 1, y, x + 1) + _d(gauss, layer - 1, y, x - 1))
-    dys = 0.25 * (_d(gauss, layer + 1, y + 1, x) - _d(gauss, layer + 1, y - 1, x)
-                  - _d(gauss, layer - 1, y + 1, x) + _d(gauss, layer - 1, y - 1, x))
-    # Symmetric 3x3 inverse by cofactors.
-    c00 = dyy * dss - dys * dys
-    c01 = dxs * dys - dxy * dss
-    c02 = dxy * dys - dxs * dyy
-    c11 = dxx * dss - dxs * dxs
-    c12 = dxy * dxs - dxx * dys
-    c22 = dxx * dyy - dxy * dxy
-    det = dxx * c00 + dxy * c01 + dxs * c02
-    if det == 0.0 or not math.isfinite(det):
-        return False, 0.0, 0.0, 0.0, gx, gy, gs, dxx, dyy, dxy
-    ox = -(c00 * gx + c01 * gy + c02 * gs) / det
-    oy = -(c01 * gx + c11 * gy + c12 * gs) / det
-    os_ = -(c02 * gx + c12 * gy + c22 * gs) / det
-    return True, ox, oy, os_, gx, gy, gs, dxx, dyy, dxy
-
-
-@njit(cache=True)
-def _refine_one(gauss, layer, y, x, n_scales, contrast, edge, border, max_iter):
-    """Refine one candidate; returns ``(ok, x, y, layer_float, response, layer_int)``."""
-    height = gauss.shape[1]
-    width = gauss.shape[2]
-    ox = oy = os_ = 0.0
-    gx = gy = gs = dxx = dyy = dxy = 0.0
-    converged = False
-    for _ in range(max_iter):
-        ok, ox, oy, os_, gx, gy, gs, dxx, dyy, dxy = _fit(gauss, layer, y, x)
-        if not ok:
-            return False, 0.0, 0.0, 0.0, 0.0, 0
-        if abs(ox) < 0.5 and abs(oy) < 0.5 and abs(os_) < 0.5:
-            converged = True
-            break
-        if abs(ox) > 1e6 or abs(oy) > 1e6 or abs(os_) > 1e6:
-            return False, 0.0, 0.0, 0.0, 0.0, 0
-        x += int(round(ox))
-        y += int(round(oy))
-        layer += int(round(os_))
-        if (layer < 1 or layer > n_scales or x < border or x >= width - border
-                or y < border or y >= height - border):
-            return False, 0.0, 0.0, 0.0, 0.0, 0
-    if not converged:
-        return False, 0.0, 0.0, 0.0, 0.0, 0
-    response = _d(gauss, layer, y, x) + 0.5 * (gx * ox + gy * oy + gs * os_)
-    if abs(response) * n_scales < contrast:
-        return False, 0.0, 0.0, 0.0, 0.0, 0
-    trace = dxx + dyy
-    det = dxx * dyy - dxy * dxy
-    if det <= 0.0 or trace * trace * edge >= (edge + 1.0) ** 2 * det:
-        return False, 0.0, 0.0, 0.0, 0.0, 0
-    return True, x + ox, y + oy, layer + os_, response, layer
-
-
-@njit(cache=True)
 def _refine_into(gauss, candidates, n_scales, contrast, edge, border, max_iter, keep, values, layers):
     """Refine ``(K, 3)`` int candidates ``(layer, y, x)`` of the DoG of the Gaussian stack
-    ``gauss`` (``D[l] = gauss[l + 1] - gauss[l]``, formed on the fly) into ``keep (K,) bool``,
-    ``values (K, 4) float32`` of x, y, layer, response and ``layers (K,) int64``, the final
-    integer layer (all zero-initialized by the caller)."""
-    for i in range(candidates.shape[0]):  # cheap (a few thousand points): a serial loop beats a parallel launch
-        ok, x, y, s, r, li = _refine_one(gauss, candidates[i, 0], candidates[i, 1], candidates[i, 2],
-                                         n_scales, contrast, edge, border, max_iter)
-        keep[i] = ok
-        values[i, 0] = x
-        values[i, 1] = y
-        values[i, 2] = s
-        values[i, 3] = r
-        layers[i] = li
+    ``gauss`` (``D[l] = gauss[l + 1] - gauss[l]``, formed on the fly, in float32) into ``keep (K,)
+    bool``, ``values (K, 4) float32`` of x, y, layer, response and ``layers (K,) int64``, the final
+    integer layer (all zero-initialized by the caller; a rejected candidate is left so).
+
+    Per candidate, at most ``max_iter`` steps of Lowe's (2004, eq. 3) quadratic fit: the gradient
+    ``g`` and Hessian ``H`` of ``D`` by central differences at the integer sample, the offset
+    ``o = -H^-1 g`` (symmetric 3x3 inverse by cofactors); converged when ``|o| < 0.5`` in every
+    coordinate, else the sample moves by ``round(o)`` (rejected when it leaves the layers
+    ``1..n_scales`` or comes within ``border`` of an edge, or ``H`` is singular). A converged point is
+    kept when ``|D(x + o)| n_scales >= contrast`` (``D(x + o) = D + g.o / 2``) and the 2-D Hessian
+    passes the edge test ``tr^2 edge < (edge + 1)^2 det`` (Lowe 2004, eq. 4).
+
+    One function with no jitted helpers: a helper is compiled and optimized on its own and then
+    again inside its caller, so on a first run each level of calls costs its body's compilation
+    once more. A few thousand points: a serial loop beats a parallel launch.
+    """
+    height = gauss.shape[1]
+    width = gauss.shape[2]
+    for i in range(candidates.shape[0]):
+        layer = candidates[i, 0]
+        y = candidates[i, 1]
+        x = candidates[i, 2]
+        ox = oy = os_ = 0.0
+        gx = gy = gs = dxx = dyy = dxy = 0.0
+        centre = np.float32(0.0)
+        status = 0                          # 1: converged, -1: rejected
+        for _ in range(max_iter):
+            g0 = gauss[layer - 1]
+            g1 = gauss[layer]
+            g2 = gauss[layer + 1]
+            g3 = gauss[layer + 2]
+            centre = g2[y, x] - g1[y, x]    # the DoG samples D(layer + ds, y + dy, x + dx), float32
+            x_next = g2[y, x + 1] - g1[y, x + 1]
+            x_prev = g2[y, x - 1] - g1[y, x - 1]
+            y_next = g2[y + 1, x] - g1[y + 1, x]
+            y_prev = g2[y - 1, x] - g1[y - 1, x]
+            s_next = g3[y, x] - g2[y, x]
+            s_prev = g1[y, x] - g0[y, x]
+            v2 = 2.0 * centre
+            gx = 0.5 * (x_next - x_prev)
+            gy = 0.5 * (y_next - y_prev)
+            gs = 0.5 * (s_next - s_prev)
+            dxx = x_next + x_prev - v2
+            dyy = y_next + y_prev - v2
+            dss = s_next + s_prev - v2
+            dxy = 0.25 * ((g2[y + 1, x + 1] - g1[y + 1, x + 1]) - (g2[y + 1, x - 1] - g1[y + 1, x - 1])
+                          - (g2[y - 1, x + 1] - g1[y - 1, x + 1]) + (g2[y - 1, x - 1] - g1[y - 1, x - 1]))
+            dxs = 0.25 * ((g3[y, x + 1] - g2[y, x + 1]) - (g3[y, x - 1] - g2[y, x - 1])
+                          - (g1[y, x + 1] - g0[y, x + 1]) + (g1[y, x - 1] - g0[y, x - 1]))
+            dys = 0.25 * ((g3[y + 1, x] - g2[y + 1, x]) - (g3[y - 1, x] - g2[y - 1, x])
+                          - (g1[y + 1, x] - g0[y + 1, x]) + (g1[y - 1, x] - g0[y - 1, x]))
+            c00 = dyy * dss - dys * dys     # cofactors of the symmetric Hessian
+            c01 = dxs * dys - dxy * dss
+            c02 = dxy * dys - dxs * dyy
+            c11 = dxx * dss - dxs * dxs
+            c12 = dxy * dxs - dxx * dys
+            c22 = dxx * dyy - dxy * dxy
+            det = dxx * c00 + dxy * c01 + dxs * c02
+            if det == 0.0 or not math.isfinite(det):
+                status = -1
+                break
+            ox = -(c00 * gx + c01 * gy + c02 * gs) / det
+            oy = -(c01 * gx + c11 * gy + c12 * gs) / det
+            os_ = -(c02 * gx + c12 * gy + c22 * gs) / det
+            if abs(ox) < 0.5 and abs(oy) < 0.5 and abs(os_) < 0.5:
+                status = 1
+                break
+            if abs(ox) > 1e6 or abs(oy) > 1e6 or abs(os_) > 1e6:
+                status = -1
+                break
+            x += round(ox)
+            y += round(oy)
+            layer += round(os_)
+            if (layer < 1 or layer > n_scales or x < border or x >= width - border
+                    or y < border or y >= height - border):
+                status = -1
+                break
+        if status != 1:
+            continue
+        response = centre + 0.5 * (gx * ox + gy * oy + gs * os_)
+        if abs(response) * n_scales < contrast:
+            continue
+        trace = dxx + dyy
+        det = dxx * dyy - dxy * dxy
+        if det <= 0.0 or trace * trace * edge >= (edge + 1.0) ** 2 * det:
+            continue
+        keep[i] = True
+        values[i, 0] = x + ox
+        values[i, 1] = y + oy
+        values[i, 2] = layer + os_
+        values[i, 3] = response
+        layers[i] = layer
 
 
 def _refine(gauss, candidates, n_scales, contrast, edge, border, max_iter):

@@ -43,10 +43,10 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
     while start < stop:
         for i in range(start, stop):
             image = levels[level[i]]
-            cx = int(round(xs[i]))
-            cy = int(round(ys[i]))
+            cx = round(xs[i])
+            cy = round(ys[i])
             sigma_w = window * sigmas[i]
-            radius = int(round(radius_factor * sigma_w))
+            radius = round(radius_factor * sigma_w)
             scale = -0.5 / (sigma_w * sigma_w)
             # The Gaussian weight is separable: one table of exp(-d**2 / (2 sigma_w**2)).
             table = buffers[0]
@@ -77,7 +77,7 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
                     bins[j] = _bin_of(gx, gy, bin_per_radian, n_bins)
                 for j in range(span):
                     f = bins[j]
-                    b0 = int(f)
+                    b0 = np.int64(f)
                     t = f - b0
                     b1 = b0 + 1 if b0 + 1 < n_bins else 0
                     row[b0] += weights[j] * (1.0 - t)

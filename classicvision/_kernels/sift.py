@@ -115,10 +115,10 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
             inv_2var = 2.0 / (s * s)                # 1 / (2 sigma^2), sigma = s / 2
             reach = 0.5 * s + 0.5 * s / n_cells
             extent = reach * (abs(c) + abs(sn))
-            x_lo = int(math.floor(cx - extent))
-            x_hi = int(math.ceil(cx + extent))
-            y_lo = int(math.floor(cy - extent))
-            y_hi = int(math.ceil(cy + extent))
+            x_lo = math.floor(cx - extent)
+            x_hi = math.ceil(cx + extent)
+            y_lo = math.floor(cy - extent)
+            y_hi = math.ceil(cy + extent)
             span = x_hi - x_lo + 1
             for j in range(span):
                 d = x_lo + j - cx
@@ -141,8 +141,8 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
                     lo, hi = _narrow(lo, hi, a, b)
                 elif abs(dy * c) >= reach:
                     continue
-                px_lo = int(math.floor(cx + lo))
-                px_hi = int(math.ceil(cx + hi))
+                px_lo = math.floor(cx + lo)
+                px_hi = math.ceil(cx + hi)
                 px_lo = px_lo if px_lo > x_lo else x_lo
                 px_hi = px_hi if px_hi < x_hi else x_hi
                 if px_hi < px_lo:
@@ -189,7 +189,7 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
                     if weight == 0.0:
                         continue
                     t = row_t[j]
-                    b0 = int(t)
+                    b0 = np.int64(t)
                     if b0 >= n_ori:                 # t rounded up to n_ori
                         b0 = 0
                         t = 0.0
@@ -197,8 +197,8 @@ def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori
                     b1 = b0 + 1 if b0 + 1 < n_ori else 0
                     tx = row_x[j]
                     ty = row_y[j]
-                    ix = int(math.floor(tx))
-                    iy = int(math.floor(ty))
+                    ix = math.floor(tx)
+                    iy = math.floor(ty)
                     fx = tx - ix
                     fy = ty - iy
                     m1 = weight * fo
