@@ -190,7 +190,7 @@ def test_float32_bins_match_float64_bins():
 
 @pytest.mark.parametrize("n_bands", [2, 3])
 def test_parallel_kernels_equal_single_thread(textured, n_bands):
-    from classicvision._kernels.dense_sift import _band_scratch_size
+    from classicvision._kernels.dense_sift import _band_scratch_size, _dense_raw_parallel
 
     g = gaussian_kernel1d(1.0)
     scratch = np.full(_blur_scratch_size(textured.shape, g.size // 2, n_bands), np.nan, np.float32)
@@ -201,9 +201,9 @@ def test_parallel_kernels_equal_single_thread(textured, n_bands):
     kernel, t_lo, t_hi, n_rows, n_cols = _kernel_args(textured.shape, 4, 16)
     single = _dense_raw(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True)
     np.testing.assert_array_equal(
-        _dense_raw(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True, n_bands,
-                   np.full(n_bands * _band_scratch_size(4, n_cols, kernel.shape[1], 4, 8), np.nan, np.float32)),
-        single)
+        _dense_raw_parallel(textured, kernel, t_lo, t_hi, 4, n_rows, n_cols, 8, 0.2, True, True, n_bands,
+                            np.full(n_bands * _band_scratch_size(4, n_cols, kernel.shape[1], 4, 8), np.nan,
+                                    np.float32)), single)
 
 
 def test_uint8_fast_path_equals_checked_float(textured):

@@ -131,15 +131,14 @@ def test_an_error_inside_precompiling_kills_the_child_at_once(tmp_path):
 
 _ALLOCATION = re.compile(r"np\.(empty|zeros|full|ones|empty_like|zeros_like|full_like|concatenate|stack)\(|"
                          r"\.copy\(\)|\.view\(|\.sum\(\)|\b(min|max|int)\(")
-_DENSE_KERNELS = ("dense_sift._dense_bands",)
 
 
-@pytest.mark.parametrize("job", ["match_dog", "match_harris", "dense_sift"])
+@pytest.mark.parametrize("job", ["match_dog", "match_harris"])
 def test_kernels_of_a_first_run_neither_allocate_nor_call_min_max_or_int(job):
     """Compile time on a first run: an allocation (or ``.view``, ``.sum()``, builtin ``min``,
     ``max`` or ``int``) inside compiled code compiles one more specialization of numba's
-    implementation per type signature; the kernels of ``classicvision match`` and of dense SIFT
-    take their working memory from the caller (``jit.claim_slot``) and convert with
+    implementation per type signature; the kernels of ``classicvision match`` take their working
+    memory from the caller (``jit.claim_slot``) and convert with
     ``np.int64`` (``math.floor``, ``math.ceil`` and ``round`` already return integers). Checked
     on the source, docstrings and comments left out."""
     import ast
@@ -157,7 +156,7 @@ def test_kernels_of_a_first_run_neither_allocate_nor_call_min_max_or_int(job):
         return statements
 
     todo = []
-    for name in (_DENSE_KERNELS if job == "dense_sift" else JOBS[job][2]):
+    for name in JOBS[job][2]:
         module, attribute = name.split(".")
         todo.append(getattr(importlib.import_module(f"classicvision._kernels.{module}"), attribute).py_func)
     seen, offenders = set(), []
@@ -174,7 +173,7 @@ def test_kernels_of_a_first_run_neither_allocate_nor_call_min_max_or_int(job):
                 callee = function.__globals__.get(node.func.id)
                 if isinstance(callee, CPUDispatcher):
                     todo.append(callee.py_func)
-    assert len(seen) > (4 if job == "dense_sift" else 8)
+    assert len(seen) > 8
     assert sorted(offenders) == []
 
 

@@ -23,8 +23,8 @@ is ever written:
    :func:`classicvision._kernels.sift._normalize_rows` (L2, clip, L2, RootSIFT).
 
 The gradient and its bin are the sparse descriptor's, row by row
-(:func:`classicvision._kernels.gradient._gradient_row`, float32). It splits the rows into
-bands on threads (:func:`~classicvision._kernels.jit.parallel_for`).
+(:func:`classicvision._kernels.gradient._gradient_row`, float32). :func:`_dense_raw_parallel` splits the
+rows into bands on threads (:func:`~classicvision._kernels.jit.parallel_for`).
 
 The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
 Gaussian window, the same for every grid point (module docstring of
@@ -87,8 +87,7 @@ def _normalize_into(hist, dst, clip, rootsift):
     inv = np.float32(1.0) / np.sqrt(total)
     total = np.float32(0.0)
     for d in range(dim):
-        value = hist[d] * inv
-        value = clip32 if clip32 < value else value
+        value = min(hist[d] * inv, clip32)
         dst[d] = value
         total += value * value
     inv2 = np.float32(1.0) / np.sqrt(total)
@@ -104,70 +103,61 @@ def _normalize_into(hist, dst, clip, rootsift):
             dst[d] = dst[d] * inv2
 
 
+@njit(cache=True)
 def _padded_columns(n_cols):
-    """Grid columns padded to whole SIMD sweeps of the x-pass (16)."""
     return (n_cols + 15) // 16 * 16
 
 
+@njit(cache=True)
 def _band_scratch_size(step, n_cols, taps, n_cells, n_ori):
-    """float32 scratch of one band of :func:`_band`: its ring of ``taps`` polyphase rows, the
-    ``n_cells`` y-pass rows, the x-pass output of every cell and one descriptor."""
-    n_k = _padded_columns(n_cols)
-    length = n_ori * step * ((taps - 1) // step + n_k)
-    return (taps + n_cells) * length + n_cells * n_cells * (n_k + 1) * n_ori
-
-
-def _band_plan(kernel, t_lo, t_hi, step, n_cols):
-    """What every band of a grid reads: ``(offsets, weights, at)``.
-
-    ``offsets`` ``(n, G)`` int64 and ``weights`` ``(n, G)`` float32: cell ``i``'s nonzero taps
-    ``t_lo[i] <= t < t_hi[i]`` in groups of four (``G`` the longest run rounded up to 4, the
-    padding taps of weight 0 pointing at ``t_lo[i]``), each tap as its polyphase offset
-    ``(t % step) n_q + t // step`` (in blocks of O orientations); ``at`` ``(n_x,)`` uint64 the
-    polyphase position ``(x % step) n_q + x // step`` of each image column ``x < n_x``
-    (module docstring)."""
-    n_cells, taps = kernel.shape
-    n_q = (taps - 1) // step + _padded_columns(n_cols)
-    n_group = int(((t_hi - t_lo + 3) // 4 * 4).max())
-    t = t_lo[:, None] + np.arange(n_group)[None, :]
-    valid = t < t_hi[:, None]
-    t = np.where(valid, t, t_lo[:, None])
-    weights = np.where(valid, kernel[np.arange(n_cells)[:, None], t], 0).astype(np.float32)
-    offsets = ((t % step) * n_q + t // step).astype(np.int64)
-    x = np.arange(step * (n_cols - 1) + taps)
-    at = ((x % step) * n_q + x // step).astype(np.uint64)
-    return offsets, weights, at
+    """float32 scratch of one band of :func:`_band`: its ring of ``taps`` polyphase rows and the
+    ``n_cells`` y-pass rows."""
+    return (taps + n_cells) * n_ori * step * ((taps - 1) // step + _padded_columns(n_cols))
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _band(smoothed, kernel, t_lo, t_hi, offsets, weights, at, step, m_begin, m_end, n_cols, n_k, n_ori, clip,
-          rootsift, normalize, out, scratch, rows, lanes):
-    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``, with the plan of
-    :func:`_band_plan`. Working memory: the ring buffer, the y-pass rows, the x-pass cells and
-    a descriptor in ``scratch`` (:func:`_band_scratch_size` float32), the gradient magnitude and
-    bin of an image row in ``rows`` ``(2, W)`` float32, the two bins' entries of each column in
-    ``lanes`` ``(2, n_x)`` uint64."""
+def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
+          normalize, out, scratch):
+    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``; the ring buffer and
+    the y-pass rows in ``scratch`` (:func:`_band_scratch_size` float32)."""
+    height, width = smoothed.shape
     n_cells, taps = kernel.shape
     dim = n_cells * n_cells * n_ori
-    n_x = at.shape[0]                               # the columns that some grid point reads
+    n_x = step * (n_cols - 1) + taps                # the columns that some grid point reads
+    n_k = _padded_columns(n_cols)                   # grid columns, padded to whole SIMD sweeps
     n_q = (taps - 1) // step + n_k                  # polyphase columns per (orientation, phase)
     length = n_ori * step * n_q
-    n_group = offsets.shape[1]
+    # Each cell's nonzero taps, four per x-pass sweep (the last group padded with weight 0):
+    # tap t is the block of O orientations at offsets[i, g] O in a polyphase row.
+    n_group = 0
+    for i in range(n_cells):
+        n_group = max(n_group, (t_hi[i] - t_lo[i] + 3) // 4 * 4)
+    offsets = np.empty((n_cells, n_group), np.int64)
+    weights = np.zeros((n_cells, n_group), np.float32)
+    for i in range(n_cells):
+        for g in range(n_group):
+            t = t_lo[i] + g
+            if t < t_hi[i]:
+                weights[i, g] = kernel[i, t]
+            else:
+                t = t_lo[i]
+            offsets[i, g] = (t % step) * n_q + t // step
     ring = scratch[:taps * length].reshape((taps, length))
+    magnitude = np.empty(width, np.float32)
+    bins = np.empty(width, np.float32)
+    at = np.empty(n_x, np.uint64)                   # polyphase position of column x
+    for q in range((n_x + step - 1) // step):
+        for p in range(min(step, n_x - q * step)):
+            at[q * step + p] = p * n_q + q
+    lower = np.empty(n_x, np.uint64)
+    upper = np.empty(n_x, np.uint64)
     pooled = scratch[taps * length:(taps + n_cells) * length].reshape((n_cells, length))
-    at_cells = (taps + n_cells) * length
-    cells = scratch[at_cells:at_cells + n_cells * n_cells * n_k * n_ori].reshape((n_cells * n_cells, n_k * n_ori))
-    at_hist = at_cells + n_cells * n_cells * n_k * n_ori  # x-pass output above: (cell, (column, o))
-    hist = scratch[at_hist:at_hist + dim]
-    magnitude = rows[0]
-    bins = rows[1]
-    lower = lanes[0]
-    upper = lanes[1]
+    cells = np.empty((n_cells * n_cells, n_k * n_ori), np.float32)  # x-pass output: (cell, (column, o))
+    hist = np.empty(dim, np.float32)
     next_row = step * m_begin
     for m in range(m_begin, m_end):
         y0 = step * m
-        if next_row < y0:
-            next_row = y0
+        next_row = max(next_row, y0)
         while next_row < y0 + taps:
             _plane_row(smoothed, next_row, n_ori, magnitude, bins, ring[next_row % taps], step, n_q, n_x,
                        at, lower, upper)
@@ -225,43 +215,49 @@ def _band(smoothed, kernel, t_lo, t_hi, offsets, weights, at, step, m_begin, m_e
                     row[d] = hist[d]           # shape-mismatch message, 2.6 s on a first run
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
 def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, normalize,
-               n_bands=1, scratch=None, plan=None):
+               scratch=None):
     """Dense descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 of the grid whose point
-    ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``.
+    ``(m, k)`` has its support's top-left pixel at ``(step k, step m)``, in one thread.
 
     ``kernel`` ``(n, T)``: each cell's 1-D weights over the ``T`` pixels of the support, nonzero
     only on ``t_lo[i] <= t < t_hi[i]``. With ``normalize`` the rows are normalized (L2, clip
-    at ``clip``, L2, then RootSIFT if ``rootsift``), else raw. The grid rows are split into
-    ``n_bands`` bands on threads (:func:`~classicvision._kernels.jit.parallel_for`; one band:
-    this thread), each with its own ring buffer (the plane rows two bands share are computed by
-    both). ``scratch`` (1-D float32, ``n_bands`` times :func:`_band_scratch_size`) and ``plan``
-    (:func:`_band_plan`) may be given to reuse them."""
+    at ``clip``, L2, then RootSIFT if ``rootsift``), else raw. ``scratch`` (1-D float32 of
+    :func:`_band_scratch_size`) may be given to reuse memory."""
+    n_cells, taps = kernel.shape
+    out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+    if scratch is None:
+        work = np.empty(_band_scratch_size(step, n_cols, taps, n_cells, n_ori), np.float32)
+    else:
+        work = scratch
+    _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out, work)
+    return out
+
+
+def _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                        normalize, n_bands, scratch):
+    """:func:`_dense_raw` with the grid rows split into ``n_bands`` bands on threads
+    (:func:`~classicvision._kernels.jit.parallel_for`), each with its own ring buffer (the plane
+    rows two bands share are computed by both) in ``scratch`` (1-D float32, ``n_bands`` times
+    :func:`_band_scratch_size`)."""
     n_cells, taps = kernel.shape
     out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
     per_band = _band_scratch_size(step, n_cols, taps, n_cells, n_ori)
-    if scratch is None:
-        scratch = np.empty(n_bands * per_band, np.float32)
-    offsets, weights, at = _band_plan(kernel, t_lo, t_hi, step, n_cols) if plan is None else plan
-    rows = np.empty((n_bands, 2, smoothed.shape[1]), np.float32)
-    lanes = np.empty((n_bands, 2, at.shape[0]), np.uint64)
-    parallel_for(_dense_bands, n_bands, smoothed, kernel, t_lo, t_hi, offsets, weights, at, step, n_rows, n_cols,
-                 _padded_columns(n_cols), n_ori, clip, rootsift, normalize, n_bands, per_band, scratch, rows, lanes,
-                 out)
+    parallel_for(_dense_bands, n_bands, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                 normalize, n_bands, per_band, scratch, out)
     return out
 
 
 @kernel(error_model="numpy", fastmath=True)
-def _dense_bands(job, smoothed, kernel, t_lo, t_hi, offsets, weights, at, step, n_rows, n_cols, n_k, n_ori, clip,
-                 rootsift, normalize, n_bands, per_band, scratch, rows, lanes, out):
-    """Bands ``b_start <= b < b_stop`` of :func:`_dense_raw`; band ``b`` uses its own part of
-    ``scratch``, ``rows`` and ``lanes``."""
+def _dense_bands(job, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift,
+                 normalize, n_bands, per_band, scratch, out):
+    """Bands ``b_start <= b < b_stop`` of :func:`_dense_raw_parallel`."""
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
-            _band(smoothed, kernel, t_lo, t_hi, offsets, weights, at, step, n_rows * b // n_bands,
-                  n_rows * (b + 1) // n_bands, n_cols, n_k, n_ori, clip, rootsift, normalize, out,
-                  scratch[b * per_band:(b + 1) * per_band], rows[b], lanes[b])
+            _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
+                  n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
         b_start, b_stop = next_chunk(job)
 
 

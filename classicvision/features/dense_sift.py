@@ -58,7 +58,7 @@ import numpy as np
 
 from .. import _limits
 from .._kernels.blur import _blur, _blur_scratch_size
-from .._kernels.dense_sift import _band_plan, _band_scratch_size, _dense_raw
+from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
 from .._kernels.jit import num_threads
 from .._validation import check_descriptor_options, check_image, check_pixel_limit, check_scalar
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
@@ -187,18 +187,15 @@ def _smoothed(image: np.ndarray, sigma: float, scale: float = 1.0, threads: int 
 
 
 @functools.lru_cache(maxsize=64)
-def _pooling_plan(size: float, n_cells: int, r: int, step: int, n_cols: int):
-    """:func:`_pooling_kernels`, each cell's nonzero taps ``[t_lo, t_hi)`` and the kernel's
-    :func:`~classicvision._kernels.dense_sift._band_plan` for a grid of ``n_cols`` columns at
-    ``step`` (read-only, cached)."""
+def _pooling_plan(size: float, n_cells: int, r: int):
+    """:func:`_pooling_kernels` and each cell's nonzero taps ``[t_lo, t_hi)`` (read-only, cached)."""
     kernel = _pooling_kernels(size, n_cells, r)
     nonzero = kernel != 0
     t_lo = nonzero.argmax(axis=1).astype(np.int64)
     t_hi = (kernel.shape[1] - nonzero[:, ::-1].argmax(axis=1)).astype(np.int64)
-    plan = _band_plan(kernel, t_lo, t_hi, step, n_cols)
-    for array in (kernel, t_lo, t_hi, *plan):
+    for array in (kernel, t_lo, t_hi):
         array.flags.writeable = False
-    return kernel, t_lo, t_hi, plan
+    return kernel, t_lo, t_hi
 
 
 def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n_orientations: int,
@@ -207,11 +204,14 @@ def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n
     r, n_rows, n_cols = _grid_counts(smoothed.shape, step, size, n_cells)
     if n_rows == 0 or n_cols == 0:
         return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
-    kernel, t_lo, t_hi, plan = _pooling_plan(size, n_cells, r, step, n_cols)
+    kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
     n_bands = _n_bands(n_rows, threads)
     scratch = _workspace("grid", n_bands * _band_scratch_size(step, n_cols, kernel.shape[1], n_cells, n_orientations))
-    return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip, rootsift, True,
-                      n_bands, scratch, plan)
+    if n_bands == 1:
+        return _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                          rootsift, True, scratch)
+    return _dense_raw_parallel(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                               rootsift, True, n_bands, scratch)
 
 
 def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int) -> None:
