@@ -76,6 +76,20 @@ def test_network_output_shapes(architecture):
     assert tuple(build_network(2, architecture=architecture, channels=(4,))(torch.zeros(1, 1, 8, 8)).shape) == (1, 2)
 
 
+def test_memory_format_keeps_narrow_strided_shortcuts_out_of_channels_last():
+    """torch 2.13's CPU backward of a strided 1x1 convolution with < 8 input channels in
+    channels-last corrupts the heap on AVX2 machines (the tiny networks of these tests aborted the
+    run); those networks train in NCHW, the others in channels-last."""
+    from classicvision.recognition.networks import memory_format
+
+    assert memory_format(build_network(3, channels=(4, 8))) == torch.contiguous_format       # 4 -> 8 shortcut
+    assert memory_format(build_network(3, channels=(8, 16, 32))) == torch.channels_last
+    assert memory_format(build_network(3, channels=(4,))) == torch.channels_last             # no shortcut
+    assert memory_format(build_network(3, architecture="simple", channels=(4, 8))) == torch.channels_last
+    CNNClassifier(epochs=1, random_state=0, image_size=16, channels=(4, 8), n_threads=1).fit(
+        np.random.default_rng(0).random((8, 20, 20)).astype(np.float32), np.arange(8) % 2)    # trains, no abort
+
+
 def test_resnet_blocks_start_as_identity_and_errors():
     net = build_network(3, channels=(4, 8), blocks=2)
     assert len(net.stages[0]) == 2 and all(float(b.bn2.weight.detach().abs().sum()) == 0 for s in net.stages for b in s)

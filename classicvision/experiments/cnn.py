@@ -29,7 +29,7 @@ from ..datasets import data_dir, read_images
 from ..recognition.augment import TTA_VIEWS, augment_batch
 from ..recognition.cnn import CNNClassifier, CNNFeatures, import_torch
 from ..recognition.cnn import resolve_device, resolve_precision, training_autocast
-from ..recognition.networks import build_network
+from ..recognition.networks import build_network, memory_format
 from .reports import scores as class_scores
 from .reports import write_partial, write_report
 from .scene import check_training_classes, list_split
@@ -104,7 +104,8 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
             generator = torch.Generator().manual_seed(0)
             net = build_network(n_classes, architecture=settings["architecture"], channels=settings["channels"],
                                 blocks=settings["blocks"], dropout=settings["dropout"])
-            net = net.to(device=device, memory_format=torch.channels_last)
+            layout = memory_format(net)
+            net = net.to(device=device, memory_format=layout)
             optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
             images = torch.rand(batch, 1, size + 2 * round(size / 16), size + 2 * round(size / 16)).to(device)
             labels = torch.randint(0, n_classes, (batch,), generator=generator).to(device)
@@ -112,7 +113,7 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
             autocast = training_autocast(device, resolve_precision(settings["precision"], device))
 
             def train_step():
-                x = augment_batch(images, size, generator).contiguous(memory_format=torch.channels_last)
+                x = augment_batch(images, size, generator).contiguous(memory_format=layout)
                 with autocast:
                     loss = torch.nn.functional.cross_entropy(net(x), labels)
                 optimizer.zero_grad(set_to_none=True)
@@ -121,7 +122,7 @@ def _probe(settings: dict, n_classes: int, device: str, thread_counts, steps: in
 
             def predict_step():
                 with torch.inference_mode():
-                    net(images[..., :size, :size].contiguous(memory_format=torch.channels_last))
+                    net(images[..., :size, :size].contiguous(memory_format=layout))
 
             for threads in thread_counts:
                 torch.set_num_threads(threads)

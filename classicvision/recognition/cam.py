@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .networks import memory_format
+
 __all__ = ["feature_maps", "grad_cam"]
 
 
@@ -26,7 +28,7 @@ def _inputs(classifier, images):
     check_is_fitted(classifier, "model_")
     crops = classifier.network_inputs(images, standardized=True)
     x = torch.from_numpy(crops).unsqueeze(1).to(classifier.device_)
-    return torch, x.contiguous(memory_format=torch.channels_last)
+    return torch, x.contiguous(memory_format=memory_format(classifier.model_))
 
 
 def feature_maps(classifier, images) -> list[np.ndarray]:

@@ -72,7 +72,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import check_choice, check_image, check_scalar
 from .augment import TTA_VIEWS, augment_batch, test_time_transforms, warp_batch
 from .cam import feature_maps, grad_cam
-from .networks import ARCHITECTURES, build_network
+from .networks import ARCHITECTURES, build_network, memory_format
 from .schedule import SCHEDULES, learning_rate, plan_epochs
 
 __all__ = ["CNNClassifier", "CNNFeatures", "bfloat16_supported", "build_network", "feature_maps", "grad_cam",
@@ -429,7 +429,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         with _reproducible(torch, seed, self.n_threads, device):
             self.model_ = build_network(len(self.classes_), architecture=self.architecture,
                                         channels=tuple(self.channels), blocks=self.blocks, dropout=self.dropout)
-            self.model_ = self.model_.to(device=device, memory_format=torch.channels_last)
+            self.model_ = self.model_.to(device=device, memory_format=memory_format(self.model_))
             self._train(torch, stored, codes, fit_idx, val_idx, seed, start)
         self.model_.eval()
         self.n_features_ = int(self.channels[-1])
@@ -453,6 +453,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = {"loss": [], "train_accuracy": [], "val_accuracy": [], "lr": [], "seconds": []}
         epoch, step, lr = 0, 0, float(self.lr)
         plan_after = self._plan_after()
+        layout = memory_format(self.model_)
         while epoch < self.epochs_:
             if epoch >= 1 and self.max_seconds is not None:
                 elapsed = time.perf_counter() - start
@@ -476,7 +477,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 idx_device = idx.to(device)
                 batch = augment_batch(train_x[idx_device], self.image_size, generator, scale=self.crop_scale,
                                       ratio=tuple(self.crop_ratio), rotation=self.rotation, jitter=self.jitter)
-                batch = ((batch - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
+                batch = ((batch - self.mean_) / self.std_).contiguous(memory_format=layout)
                 target = train_y[idx_device]
                 if self.mixup > 0:
                     lam = float(mix_rng.beta(self.mixup, self.mixup))
@@ -524,6 +525,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.model_.eval()
         views = test_time_transforms(tta, base_scale=size / stored.shape[-1])
         probas, features = [], []
+        layout = memory_format(self.model_)
         threads = torch.get_num_threads()
         torch.set_num_threads(self.n_threads)
         try:
@@ -538,7 +540,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                             view = _centre(batch, size).flip(-1)
                         else:
                             view = warp_batch(batch, views[v:v + 1].expand(len(batch), 2, 3), size)
-                        view = ((view - self.mean_) / self.std_).contiguous(memory_format=torch.channels_last)
+                        view = ((view - self.mean_) / self.std_).contiguous(memory_format=layout)
                         e = self.model_.embed(view)
                         proba = proba + torch.softmax(self.model_.classifier(e), 1)
                         embedded = embedded + e
@@ -644,7 +646,7 @@ def load_weights(path, *, device: str = "cpu") -> CNNClassifier:
     model = build_network(len(clf.classes_), architecture=clf.architecture, channels=clf.channels,
                           blocks=clf.blocks, dropout=clf.dropout)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    clf.model_ = model.to(device=clf.device_, memory_format=torch.channels_last).eval()
+    clf.model_ = model.to(device=clf.device_, memory_format=memory_format(model)).eval()
     return clf
 
 

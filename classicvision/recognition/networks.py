@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["ARCHITECTURES", "build_network"]
+__all__ = ["ARCHITECTURES", "build_network", "memory_format"]
 
 #: The names :func:`build_network` accepts.
 ARCHITECTURES = ("resnet", "simple")
@@ -169,3 +169,27 @@ def build_network(n_classes: int, *, architecture: str = "resnet", channels=(32,
     if int(blocks) < 1:
         raise ValueError(f"blocks must be >= 1, got {blocks}")
     return resnet(n_classes, channels, int(blocks), dropout)
+
+
+#: Input channels below which a strided 1x1 convolution is kept out of channels-last memory.
+_NARROW_STRIDED_INPUT = 8
+
+
+def memory_format(model):
+    """The memory format to train and run ``model`` in: ``torch.channels_last`` (NHWC, the fast
+    layout of oneDNN's CPU convolutions), or ``torch.contiguous_format`` when ``model`` has a
+    strided 1x1 convolution (a residual shortcut) with fewer than 8 input channels.
+
+    The backward pass of that convolution in channels-last corrupts the heap in the CPU build of
+    torch 2.13 on AVX2 machines (one or two threads; 1->8, 2->8, 4->4, 4->8, 6->12, 7->8
+    channels crash, 8->8, 10->20 and up do not, nor the same convolution in NCHW): the process
+    aborts with "corrupted double-linked list" or a segmentation fault. Such narrow networks
+    are test-sized anyway, where the layout does not matter for speed.
+    """
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and tuple(module.kernel_size) == (1, 1) \
+                and tuple(module.stride) != (1, 1) and module.in_channels < _NARROW_STRIDED_INPUT:
+            return torch.contiguous_format
+    return torch.channels_last
