@@ -138,9 +138,9 @@ def test_kernels_of_a_first_run_neither_allocate_nor_call_min_max_or_int(job):
     """Compile time on a first run: an allocation (or ``.view``, ``.sum()``, builtin ``min``,
     ``max`` or ``int``) inside compiled code compiles one more specialization of numba's
     implementation per type signature; the kernels of ``classicvision match`` take their working
-    memory from the caller (``jit.claim_slot``) and convert with
-    ``np.int64`` (``math.floor``, ``math.ceil`` and ``round`` already return integers). Checked
-    on the source, docstrings and comments left out."""
+    memory from the caller (``jit.claim_slot``) and convert with ``np.int64`` (``math.floor``,
+    ``math.ceil`` and ``round`` already return integers). Checked on the source, docstrings and
+    comments left out."""
     import ast
     import importlib
     import inspect

@@ -206,9 +206,9 @@ def _refine_into(gauss, candidates, n_scales, contrast, edge, border, max_iter, 
     kept when ``|D(x + o)| n_scales >= contrast`` (``D(x + o) = D + g.o / 2``) and the 2-D Hessian
     passes the edge test ``tr^2 edge < (edge + 1)^2 det`` (Lowe 2004, eq. 4).
 
-    One function with no jitted helpers: a helper is compiled and optimized on its own and then
-    again inside its caller, so on a first run each level of calls costs its body's compilation
-    once more. A few thousand points: a serial loop beats a parallel launch.
+    One function with no jitted helpers: a jitted helper is typed, lowered and optimized on its
+    own, and optimized again inside its caller. A few thousand points: a serial loop beats a
+    parallel launch.
     """
     height = gauss.shape[1]
     width = gauss.shape[2]
