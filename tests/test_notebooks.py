@@ -5,10 +5,13 @@ Each notebook is copied to a temporary folder and run there with nbclient (kerne
 and take a few seconds to a few tens of seconds each, hence the ``slow`` mark.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import classicvision
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -19,6 +22,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def _execute(path, tmp_path, monkeypatch, env=None):
+    # The kernel imports the classicvision under test, not whatever the environment's site-packages
+    # holds: after `pip install .` and then `pip install -e .` there, the first install's leftover
+    # numba cache folders (files pip never recorded) make a package folder with no __init__.py that
+    # shadows the editable install outside the checkout.
+    source = str(Path(classicvision.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p))
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)      # inherited by the kernel process
     notebook = nbformat.read(path, as_version=4)
