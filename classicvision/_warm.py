@@ -94,7 +94,7 @@ _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._n
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest", "pool", "upsample"), ("pyramid_and_dog", "orientation"),
+    "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog", "upsample", "orientation"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
                    "dog._refine_into", "orientation._orientation_histograms_points") + _SHARED),
     "match_harris": (("describe", "nearest"), ("harris", "pool"),

@@ -35,6 +35,7 @@ __all__ = ["k_nearest", "exact_rows", "default_candidates", "screen_bound_factor
 _EXTRA_CANDIDATES = 4
 # Float64 distances per block of the exact fallback (rows x N2, about 32 MB).
 _FALLBACK_ELEMENTS = 4_000_000
+_CHUNKS_PER_THREAD = 2        # query chunks per pool thread in k_nearest (measured in benchmarks/bench_load.py)
 
 
 def default_candidates(k: int) -> int:
@@ -329,8 +330,10 @@ def k_nearest(a: np.ndarray, b: np.ndarray, k: int, chunk_size: int, certify: bo
     indices, sq = _padded(n1, k, dtype)
     threads = num_threads()
     # Chunks of query rows on the pool, each GEMM on one BLAS thread: BLAS's own threads split each
-    # product statically (a busy core stalls it) and spin against the pool's.
-    per_task = -(-n1 // (4 * threads)) if threads > 1 else n1
+    # product statically (a busy core stalls it) and spin against the pool's. Two chunks per thread:
+    # a chunk is Python between its GEMM and kernels, so each more costs GIL hand-offs, and beside a
+    # CPU hog a thread preempted while it holds the GIL stops the others.
+    per_task = -(-n1 // (_CHUNKS_PER_THREAD * threads)) if threads > 1 else n1
     chunk = max(min(64, n1), min(chunk_size, n1, per_task))   # at least 64 rows per GEMM
     n_chunks = -(-n1 // chunk)
     failed = [None] * n_chunks
