@@ -8,9 +8,10 @@ This script measures, for dense SIFT per image, DoG detect + describe, Harris po
 descriptor matching: the median time with ``CLASSICVISION_NUM_THREADS=1`` and with all cores, in
 ``--rounds`` batches of ``--repeat`` calls that alternate between the two (the cell is the median of
 the batch medians), first on a quiet machine, then while a hog process (started and stopped here)
-keeps one core busy. Under the hog a single batch of a sub-millisecond call ranges over 0.6-1.6x
-(the hog and the host decide which thread runs), so a cell needs many batches. The goal (issue 12): under load, no multi-threaded call slower than 1.3x the same call
-on one thread. Writes ``results/load.md`` and ``load.json``.
+keeps one core busy. Under the hog one batch of a sub-millisecond call ranges over 0.6-1.6x (the
+hog and the host decide which thread runs), so a cell needs many batches. The goal (issue 12):
+under load, no multi-threaded call slower than 1.3x the same call on one thread. Writes
+``results/load.md`` and ``load.json``.
 
     python benchmarks/bench_load.py [--repeat 15] [--rounds 10]
 """
@@ -56,8 +57,7 @@ def _calls():
 
 def _measure(fn, threads: str, repeat: int):
     os.environ["CLASSICVISION_NUM_THREADS"] = threads
-    timing = _timing.measure(fn, repeat, warmup=2)
-    return timing.best, timing.median
+    return _timing.measure(fn, repeat, warmup=2).median
 
 
 def main() -> None:
@@ -79,10 +79,7 @@ def main() -> None:
             for name, fn in calls.items():
                 for _ in range(args.rounds):       # alternate single / multi: the same minutes
                     for threads in ("1", cores):
-                        best, median = _measure(fn, threads, args.repeat)
-                        entry = rows.setdefault((condition, name, threads), {"best": [], "median": []})
-                        entry["best"].append(best)
-                        entry["median"].append(median)
+                        rows.setdefault((condition, name, threads), []).append(_measure(fn, threads, args.repeat))
         finally:
             stop.set()
             if hog is not None:
@@ -98,8 +95,8 @@ def main() -> None:
     data = {"machine": info, "repeat": args.repeat, "rounds": args.rounds, "rows": []}
     for name in calls:
         for condition in ("quiet", "CPU hog on one core"):
-            one = statistics.median(rows[condition, name, "1"]["median"]) * 1e3
-            many = statistics.median(rows[condition, name, cores]["median"]) * 1e3
+            one = statistics.median(rows[condition, name, "1"]) * 1e3
+            many = statistics.median(rows[condition, name, cores]) * 1e3
             lines.append(f"| {name} | {condition} | {one:.2f} | {many:.2f} | {many / one:.2f} |")
             data["rows"].append({"call": name, "condition": condition, "one_thread_ms": one, "threads": int(cores),
                                  "threads_ms": many, "ratio": many / one})
