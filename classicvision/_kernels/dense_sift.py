@@ -23,8 +23,13 @@ is ever written:
    :func:`classicvision._kernels.sift._normalize_rows` (L2, clip, L2, RootSIFT).
 
 The gradient and its bin are the sparse descriptor's, row by row
-(:func:`classicvision._kernels.gradient._gradient_row`, float32). :func:`_dense_raw_parallel` splits the
+(:func:`classicvision._kernels.gradient._gradient_of_rows`, float32). :func:`_dense_raw_parallel` splits the
 rows into bands on threads (:func:`~classicvision._kernels.jit.parallel_for`).
+
+:func:`_dense_fused` fuses the smoothing in: each band of grid rows blurs the image rows its
+planes read (:func:`_fused_band`; the rows two bands share are blurred by both, so bands share no
+memory and need no barrier), and the bands run on a team of compiled worker threads
+(:mod:`classicvision._kernels.team`, one entry :func:`_dense_team`), one hand-off per image.
 
 The kernel weights ``kernel[i, t]`` (``(n, T)``) are the triangle of cell ``i`` times the
 Gaussian window, the same for every grid point (module docstring of
@@ -33,25 +38,29 @@ Gaussian window, the same for every grid point (module docstring of
 
 from __future__ import annotations
 
-from __future__ import annotations
+import threading
 
 import numpy as np
 from numba import njit
 
-from .jit import kernel, next_chunk, parallel_for
-
-from .gradient import _gradient_row
+from . import atomics, team
+from .blur import REFLECT, _border_index, _fill_border, _fold_row, _fold_rows
+from .gradient import _gradient_of_rows
+from .jit import backing_off, idle_spins, join_spins, kernel, next_chunk, note_join, parallel_for
 from .sift import _normalize_rows_reference
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _plane_row(smoothed, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
+def _plane_row(smoothed, y_off, height, y, n_ori, magnitude, bins, dst, step, n_q, n_x, at, lower, upper):
     """Orientation planes of image row ``y``, columns ``x < n_x``, into ``dst`` in the polyphase
     layout: entry ``at[x] O + o``, ``at[x] = (x % step) n_q + x // step``, is plane ``o`` at
-    column ``x``; the rest of ``dst`` is zero. The gradient and its bin are those of the sparse
+    column ``x``; the rest of ``dst`` is zero. ``smoothed[i]`` is row ``y_off + i`` of the
+    smoothed image of ``height`` rows. The gradient and its bin are those of the sparse
     descriptor's field (:func:`classicvision._kernels.gradient._gradient_row`). ``magnitude``,
     ``bins``, ``lower`` and ``upper`` are scratch rows."""
-    _gradient_row(smoothed, y, n_ori, magnitude, bins)
+    up = (y - 1 if y > 0 else 0) - y_off
+    down = (y + 1 if y < height - 1 else height - 1) - y_off
+    _gradient_of_rows(smoothed[up], smoothed[y - y_off], smoothed[down], n_ori, magnitude, bins)
     # The two bins of each pixel and its two parts, branch-free (SIMD), then the scatter.
     n = np.uint64(n_ori)
     top = np.uint64(n_ori - 1)
@@ -116,11 +125,13 @@ def _band_scratch_size(step, n_cols, taps, n_cells, n_ori):
 
 
 @njit(cache=True, error_model="numpy", fastmath=True)
-def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
+def _band(smoothed, y_off, height, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift,
           normalize, out, scratch):
-    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``; the ring buffer and
-    the y-pass rows in ``scratch`` (:func:`_band_scratch_size` float32)."""
-    height, width = smoothed.shape
+    """Grid rows ``m_begin <= m < m_end`` of :func:`_dense_raw` into ``out``; ``smoothed[i]`` is
+    row ``y_off + i`` of the smoothed image of ``height`` rows (it holds the rows the band's
+    planes read); the ring buffer and the y-pass rows in ``scratch`` (:func:`_band_scratch_size`
+    float32)."""
+    width = smoothed.shape[1]
     n_cells, taps = kernel.shape
     dim = n_cells * n_cells * n_ori
     n_x = step * (n_cols - 1) + taps                # the columns that some grid point reads
@@ -159,8 +170,8 @@ def _band(smoothed, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, cli
         y0 = step * m
         next_row = max(next_row, y0)
         while next_row < y0 + taps:
-            _plane_row(smoothed, next_row, n_ori, magnitude, bins, ring[next_row % taps], step, n_q, n_x,
-                       at, lower, upper)
+            _plane_row(smoothed, y_off, height, next_row, n_ori, magnitude, bins, ring[next_row % taps], step,
+                       n_q, n_x, at, lower, upper)
             next_row += 1
         # y-pass: cell j of every column, over its nonzero taps.
         for j in range(n_cells):
@@ -231,7 +242,8 @@ def _dense_raw(smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, 
         work = np.empty(_band_scratch_size(step, n_cols, taps, n_cells, n_ori), np.float32)
     else:
         work = scratch
-    _band(smoothed, kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift, normalize, out, work)
+    _band(smoothed, 0, smoothed.shape[0], kernel, t_lo, t_hi, step, 0, n_rows, n_cols, n_ori, clip, rootsift,
+          normalize, out, work)
     return out
 
 
@@ -256,9 +268,171 @@ def _dense_bands(job, smoothed, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori,
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
-            _band(smoothed, kernel, t_lo, t_hi, step, n_rows * b // n_bands, n_rows * (b + 1) // n_bands,
+            _band(smoothed, 0, smoothed.shape[0], kernel, t_lo, t_hi, step, n_rows * b // n_bands,
+                  n_rows * (b + 1) // n_bands,
                   n_cols, n_ori, clip, rootsift, normalize, out, scratch[b * per_band:(b + 1) * per_band])
         b_start, b_stop = next_chunk(job)
+
+
+@njit(cache=True)
+def _fused_scratch_size(width, radius, step, band_rows, n_cols, taps, n_cells, n_ori):
+    """float32 scratch of one band of :func:`_fused_band` of at most ``band_rows`` grid rows: a
+    padded input row, the band's x-passed rows, its smoothed rows, then :func:`_band`'s."""
+    n_smoothed = step * (band_rows - 1) + taps + 2
+    return (width + 2 * radius) + (n_smoothed + 2 * radius) * width + n_smoothed * width \
+        + _band_scratch_size(step, n_cols, taps, n_cells, n_ori)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _fused_band(image8, image32, use8, half, scale, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori,
+                clip, rootsift, out, scratch):
+    """Grid rows ``m_begin <= m < m_end`` of the normalized descriptors of the image ``image8``
+    (uint8, when ``use8``) or ``image32`` (float32), read as ``float32(pixel) * scale``: first the
+    band's own smoothed rows, the rows its planes read (``step m_begin - 1`` to ``step (m_end - 1)
+    + T``, within the image), blurred as :func:`classicvision._kernels.blur._blur_bands_x_first`
+    does with border ``'reflect'`` and the taps ``half`` (so the same values), then :func:`_band`.
+    Bands share no memory: a band blurs the few rows it shares with its neighbours itself.
+    ``scratch``: :func:`_fused_scratch_size` float32."""
+    if use8:
+        height, width = image8.shape
+    else:
+        height, width = image32.shape
+    taps = kernel.shape[1]
+    radius = half.shape[0] - 1
+    y_begin = max(step * m_begin - 1, 0)
+    y_end = min(step * (m_end - 1) + taps + 1, height)
+    n_smoothed = y_end - y_begin
+    n_x = n_smoothed + 2 * radius
+    padded = scratch[:width + 2 * radius]
+    at = width + 2 * radius
+    x_rows = scratch[at:at + n_x * width].reshape((n_x, width))
+    at += n_x * width
+    smoothed = scratch[at:at + n_smoothed * width].reshape((n_smoothed, width))
+    at += n_smoothed * width
+    s = np.float32(scale)
+    centre = padded[radius:radius + width]
+    for yy in range(n_x):
+        y = _border_index(y_begin - radius + yy, height, REFLECT)
+        if use8:
+            src8 = image8[y]
+            for x in range(width):
+                centre[x] = np.float32(src8[x]) * s
+        else:
+            src32 = image32[y]
+            for x in range(width):
+                centre[x] = src32[x] * s
+        _fill_border(padded, radius, width, REFLECT)
+        _fold_row(padded, half, x_rows[yy])
+    for y in range(n_smoothed):
+        _fold_rows(x_rows, y + radius, half, REFLECT, smoothed[y])
+    _band(smoothed, y_begin, height, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift, True,
+          out, scratch[at:])
+
+
+# The frame of a :func:`_team_bands` call (int64 fields; ``values`` holds ``scale`` and ``clip``):
+(F_IMAGE, F_HEIGHT, F_WIDTH, F_UINT8, F_HALF, F_RADIUS, F_KERNEL, F_CELLS, F_TAPS, F_T_LO, F_T_HI, F_STEP,
+ F_ROWS, F_COLS, F_ORI, F_ROOTSIFT, F_PER_BAND, F_SCRATCH, F_OUT) = range(19)
+FRAME_FIELDS = 19
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _team_bands(control, frame, values):
+    """Claim bands of the posted call (:mod:`classicvision._kernels.team`) until none is left:
+    band ``b`` of ``n`` is grid rows ``rows b // n`` to ``rows (b + 1) // n`` of
+    :func:`_fused_band`, its arrays read from ``frame``."""
+    while True:
+        band, n = team.claim(control)
+        if band < 0:
+            return
+        height = frame[F_HEIGHT]
+        width = frame[F_WIDTH]
+        n_cells = frame[F_CELLS]
+        taps = frame[F_TAPS]
+        n_rows = frame[F_ROWS]
+        n_cols = frame[F_COLS]
+        n_ori = frame[F_ORI]
+        per_band = frame[F_PER_BAND]
+        image8 = team.array_at(frame[F_IMAGE], (height, width), np.uint8)
+        image32 = team.array_at(frame[F_IMAGE], (height, width), np.float32)
+        half = team.array_at(frame[F_HALF], (frame[F_RADIUS] + 1,), np.float32)
+        weights = team.array_at(frame[F_KERNEL], (n_cells, taps), np.float32)
+        t_lo = team.array_at(frame[F_T_LO], (n_cells,), np.int64)
+        t_hi = team.array_at(frame[F_T_HI], (n_cells,), np.int64)
+        scratch = team.array_at(frame[F_SCRATCH] + 4 * band * per_band, (per_band,), np.float32)
+        out = team.array_at(frame[F_OUT], (n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+        _fused_band(image8, image32, frame[F_UINT8] != 0, half, values[0], weights, t_lo, t_hi, frame[F_STEP],
+                    n_rows * band // n, n_rows * (band + 1) // n, n_cols, n_ori, values[1], frame[F_ROOTSIFT] != 0,
+                    out, scratch)
+        team.finish(control, n)
+
+
+@kernel
+def _dense_team(control, frame, values, worker):
+    """The one compiled entry of the dense SIFT team (:mod:`classicvision._kernels.team`): for a
+    caller (``worker`` False) the bands it can claim of the posted call; for a team thread
+    (``worker`` True) its whole life: idle, then the bands of each posted call, until ``STOP``.
+    (One entry, so that :func:`_team_bands` is compiled and optimized once.)"""
+    if not worker:
+        _team_bands(control, frame, values)
+        return
+    seen = atomics.atomic_load(control, team.EPOCH)
+    while atomics.atomic_load(control, team.STOP) == 0:
+        seen = team.idle(control, seen)
+        if atomics.atomic_load(control, team.STOP) != 0:
+            return
+        _team_bands(control, frame, values)
+
+
+_team = None
+_team_lock = threading.Lock()
+
+
+def _get_team(workers: int) -> team.Team:
+    global _team
+    with _team_lock:
+        if _team is None or _team.workers < workers:
+            if _team is not None:
+                _team.stop()
+            _team = team.Team(_dense_team, FRAME_FIELDS, 2, workers, idle_spins())
+        return _team
+
+
+def _dense_fused(image, half, scale, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, n_bands,
+                 scratch):
+    """Normalized dense descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 of ``image``
+    (``(H, W)`` C-contiguous uint8 or float32, read as ``float32(pixel) * scale``) smoothed by the
+    taps ``half`` (``'reflect'`` border, ``r <= min(H, W)``): :func:`_fused_band` over ``n_bands``
+    bands, on the dense SIFT team (:mod:`classicvision._kernels.team`; ``n_bands - 1`` workers)
+    when ``n_bands > 1`` and not backing off (:func:`~classicvision._kernels.jit.backing_off`),
+    else in the calling thread. ``scratch``: 1-D float32, ``n_bands`` times
+    :func:`_fused_scratch_size`. Every array must stay alive and unchanged during the call."""
+    n_cells, taps = kernel.shape
+    out = np.empty((n_rows * n_cols, n_cells * n_cells * n_ori), np.float32)
+    threaded = n_bands > 1 and team.AVAILABLE and not backing_off()
+    squad = _get_team(n_bands - 1) if threaded else None
+    frame = squad.frame if threaded else np.empty(FRAME_FIELDS, np.int64)
+    values = squad.values if threaded else np.empty(2, np.float64)
+    frame[F_IMAGE] = image.ctypes.data
+    frame[F_HEIGHT], frame[F_WIDTH] = image.shape
+    frame[F_UINT8] = image.dtype == np.uint8
+    frame[F_HALF] = half.ctypes.data
+    frame[F_RADIUS] = half.shape[0] - 1
+    frame[F_KERNEL] = kernel.ctypes.data
+    frame[F_CELLS], frame[F_TAPS] = n_cells, taps
+    frame[F_T_LO], frame[F_T_HI] = t_lo.ctypes.data, t_hi.ctypes.data
+    frame[F_STEP], frame[F_ROWS], frame[F_COLS], frame[F_ORI] = step, n_rows, n_cols, n_ori
+    frame[F_ROOTSIFT] = bool(rootsift)
+    frame[F_PER_BAND] = scratch.shape[0] // n_bands
+    frame[F_SCRATCH] = scratch.ctypes.data
+    frame[F_OUT] = out.ctypes.data
+    values[0], values[1] = scale, clip
+    if not threaded:
+        team.run_alone(_dense_team, frame, values, n_bands)
+        return out
+    start, own, end, asleep = squad.run(n_bands, idle_spins(), join_spins())
+    if not asleep:
+        note_join(own - start, end - own)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,12 +85,19 @@ def _bin_of32(dx, dy, scale, n):
 @njit(cache=True, error_model="numpy", fastmath=True)
 def _gradient_row(smoothed, y, n_ori, magnitude, bins):
     """Row ``y`` of :func:`_orientation_field` into ``magnitude`` and ``bins`` (``(W,)`` float32):
-    the interior columns in a branch-free float32 loop (:func:`_bin_of32`; SIMD), the two border
-    columns apart. Shared with the dense descriptor's orientation planes."""
-    height, width = smoothed.shape
-    up = smoothed[y - 1 if y > 0 else 0]
-    mid = smoothed[y]
-    down = smoothed[y + 1 if y < height - 1 else height - 1]
+    :func:`_gradient_of_rows` of rows ``y - 1``, ``y``, ``y + 1`` (symmetric border)."""
+    height = smoothed.shape[0]
+    _gradient_of_rows(smoothed[y - 1 if y > 0 else 0], smoothed[y], smoothed[y + 1 if y < height - 1 else height - 1],
+                      n_ori, magnitude, bins)
+
+
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")   # as the body of _gradient_row
+def _gradient_of_rows(up, mid, down, n_ori, magnitude, bins):
+    """The gradient of row ``mid`` between rows ``up`` and ``down`` (``(W,)`` float32) into
+    ``magnitude`` and ``bins``: central differences, the interior columns in a branch-free
+    float32 loop (:func:`_bin_of32`; SIMD), the two border columns apart. Shared with the dense
+    descriptor's orientation planes."""
+    width = mid.shape[0]
     scale = np.float32(n_ori / _TWO_PI)
     n = np.float32(n_ori)
     for x in range(1, width - 1):

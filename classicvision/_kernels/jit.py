@@ -47,6 +47,11 @@ pool of worker threads and joins in itself. So:
 Plain Python functions (``function(start, stop, *args)``: tasks that call several kernels, or
 BLAS) run on the same pool, claiming their chunks between calls.
 
+A pool worker runs Python between jobs, so it needs the GIL to start one. Where that hand-off
+is as long as the call (dense SIFT of one small image), :mod:`classicvision._kernels.team` runs
+a kernel on worker threads that never leave compiled code; it shares this module's back-off
+(:func:`backing_off`, :func:`note_join`).
+
 The number of threads is ``CLASSICVISION_NUM_THREADS`` when set, else the CPUs this process may
 run on (at most 8); :func:`num_threads` reports it for the calling thread.
 """
@@ -64,8 +69,8 @@ from numba.core.registry import CPUDispatcher
 
 from . import atomics
 
-__all__ = ["claim_slot", "is_stall", "kernel", "next_chunk", "num_threads", "parallel_for", "serial_job",
-           "slot_count"]
+__all__ = ["backing_off", "claim_slot", "idle_spins", "is_stall", "join_spins", "kernel", "next_chunk", "note_join",
+           "num_threads", "parallel_for", "serial_job", "slot_count"]
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
@@ -278,10 +283,7 @@ class _Pool:
             task.worker_done()
             # After a stall the machine is busy: an idle worker that polled would take a core
             # from the caller or the neighbour, so it only checks once and blocks.
-            now = time.perf_counter()
-            spins = 1 if now < _backoff_until else self.spins[0] if now - _last_stall < _CALM_SECONDS \
-                else self.spins[1]
-            epoch = atomics.park(task.job, _PARKED, control, 0, seen, spins, self.settle)
+            epoch = atomics.park(task.job, _PARKED, control, 0, seen, idle_spins(), self.settle)
 
 
 def _get_pool(workers: int) -> _Pool:
@@ -302,7 +304,6 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
     raised here. ``uniform``: the items cost about the same, so a long wait for a worker is a stall
     (:func:`is_stall`; pass False for items of very different costs)."""
-    global _backoff_until, _backoff, _last_stall
     threads = num_threads() if threads is None else threads
     start = time.perf_counter()
     if _serial(n, grain, threads) or start < _backoff_until:   # the last: backing off (module docstring)
@@ -323,12 +324,41 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     task.join()
     end = time.perf_counter()
     if uniform and not asleep:
-        if is_stall(own - start, end - own):
-            _last_stall = end
-            _backoff_until = end + _backoff
-            _backoff = min(2 * _backoff, _BACKOFF_SECONDS[1])
-        else:
-            _backoff = max(_backoff / 2, _BACKOFF_SECONDS[0])
+        note_join(own - start, end - own)
+
+
+def backing_off() -> bool:
+    """Whether kernel calls run serially now, after a stall (module docstring)."""
+    return time.perf_counter() < _backoff_until
+
+
+def idle_spins() -> int:
+    """Polls of an idle worker before it blocks (:data:`_SPIN_SECONDS`): one while backing off,
+    the shorter count after a recent stall."""
+    now = time.perf_counter()
+    if now < _backoff_until:
+        return 1
+    return _spins(_SPIN_SECONDS[0] if now - _last_stall < _CALM_SECONDS else _SPIN_SECONDS[1])
+
+
+def join_spins() -> int:
+    """Polls of a caller waiting for its workers' last chunks before it blocks."""
+    return _spins(_JOIN_SPIN_SECONDS)
+
+
+def note_join(own_seconds: float, wait_seconds: float) -> None:
+    """Record a threaded call of uniform chunks, posted while its workers were awake, that waited
+    ``wait_seconds`` for them after ``own_seconds`` of the caller's chunks: a stall
+    (:func:`is_stall`) starts a back-off (module docstring). :func:`parallel_for` and the teams of
+    :mod:`classicvision._kernels.team` share this state."""
+    global _backoff_until, _backoff, _last_stall
+    end = time.perf_counter()
+    if is_stall(own_seconds, wait_seconds):
+        _last_stall = end
+        _backoff_until = end + _backoff
+        _backoff = min(2 * _backoff, _BACKOFF_SECONDS[1])
+    else:
+        _backoff = max(_backoff / 2, _BACKOFF_SECONDS[0])
 
 
 def is_stall(own_seconds: float, wait_seconds: float) -> bool:

@@ -24,10 +24,14 @@ Algorithm
    x-pass runs over all grid columns at once), the y-pass, the x-pass and the normalization, so
    nothing bigger than a few image rows is written. Cost
    ``O(n_orientations * n * T * (rows * W + rows * cols))``; no grid point is described on its own.
-   Called from the main thread of the main process, the smoothing and the sweep are split into
-   bands of rows on :func:`~classicvision._kernels.jit.num_threads` threads (as OpenCV uses its threads); from
-   any other thread or process (``DenseSIFT(n_jobs=...)`` already parallelizes over images)
-   they run in the calling thread without the GIL. The values are the same either way.
+   Called from the main thread of the main process, the sweep is split into bands of grid rows
+   on :func:`~classicvision._kernels.jit.num_threads` threads (as OpenCV uses its threads). For
+   one size (on Linux) each band also smooths the image rows it reads, so that a call is a single
+   hand-off to a team of compiled worker threads (:mod:`classicvision._kernels.team`: no Python
+   and no GIL between calls, which a 0.3 ms call cannot afford); for several sizes the image is
+   smoothed once, then each size's sweep runs on the kernel pool. From any other thread or process
+   (``DenseSIFT(n_jobs=...)`` already parallelizes over images) everything runs in the calling
+   thread without the GIL. The values are the same either way.
 3. Normalization as the sparse descriptor: L2, clip at ``clip``, L2, optionally RootSIFT.
 
 Grid
@@ -58,7 +62,9 @@ import numpy as np
 
 from .. import _limits
 from .._kernels.blur import _blur, _blur_scratch_size
-from .._kernels.dense_sift import _band_scratch_size, _dense_raw, _dense_raw_parallel
+from .._kernels import team
+from .._kernels.dense_sift import (_band_scratch_size, _dense_fused, _dense_raw, _dense_raw_parallel,
+                                   _fused_scratch_size)
 from .._kernels.jit import num_threads
 from .._validation import check_descriptor_options, check_image, check_pixel_limit, check_scalar
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
@@ -214,6 +220,34 @@ def _describe_grid(smoothed: np.ndarray, step: int, size: float, n_cells: int, n
                                rootsift, True, n_bands, scratch)
 
 
+def _fused(image: np.ndarray, sigma: float) -> bool:
+    """Whether one size of ``image`` goes through the fused sweep (:func:`_describe_fused`):
+    uint8 or float32, C-contiguous, smoothed by a kernel no wider than the image, on Linux."""
+    if not team.AVAILABLE or sigma <= 0 or image.dtype not in (np.uint8, np.float32) \
+            or not image.flags.c_contiguous:
+        return False
+    return cached_gaussian_kernel1d(sigma).size // 2 <= min(image.shape)
+
+
+def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, size: float, n_cells: int,
+                    n_orientations: int, clip: float, rootsift: bool, threads: int) -> np.ndarray:
+    """:func:`_describe_grid` of :func:`_smoothed` ``image``, the two fused: each band of grid
+    rows smooths the image rows it reads, so that a call is one hand-off to the threads
+    (:func:`classicvision._kernels.dense_sift._dense_fused`; the same values)."""
+    r, n_rows, n_cols = _grid_counts(image.shape, step, size, n_cells)
+    if n_rows == 0 or n_cols == 0:
+        return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
+    kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
+    g = cached_gaussian_kernel1d(sigma)
+    half = g[g.size // 2:]
+    n_bands = _n_bands(n_rows, threads)
+    per_band = _fused_scratch_size(image.shape[1], half.size - 1, step, -(-n_rows // n_bands), n_cols,
+                                   kernel.shape[1], n_cells, n_orientations)
+    scratch = _workspace("fused", n_bands * per_band)
+    return _dense_fused(image, half, scale, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
+                        rootsift, n_bands, scratch[:n_bands * per_band])
+
+
 def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int) -> None:
     """Refuse a result or a per-size scratch above :data:`classicvision._limits.MAX_ARRAY_BYTES`."""
     dim = n_cells * n_cells * n_orientations
@@ -347,6 +381,9 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     # Threads pay from about 181 x 181 pixels (a 15-Scene image is 256 x 256): below, handing bands
     # to a pool thread costs about as much as their work.
     threads = num_threads() if image.shape[0] * image.shape[1] >= _PARALLEL_PIXELS else 1
+    if len(sizes) == 1 and _fused(image, float(sigma)):
+        return grids[0], _describe_fused(image, scale, float(sigma), int(step), float(sizes[0]), n_cells,
+                                         n_orientations, float(clip), bool(rootsift), threads)
     smoothed = _smoothed(image, float(sigma), scale, threads)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
                                   bool(rootsift), threads) for size in sizes]
