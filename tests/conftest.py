@@ -1,6 +1,9 @@
-"""Shared fixtures: analytic images, the embedded warped pair, and the data folder (skips when absent)."""
+"""Shared fixtures: analytic images, the embedded warped pair, the data folder (skips when absent),
+and calls from several threads at once."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -103,3 +106,13 @@ def _write_textures(root, n=4, size=48):
 def write_textures():
     """The end-to-end runner tests' data: ``write_textures(root, n=4, size=48)`` builds a class folder."""
     return _write_textures
+
+
+@pytest.fixture
+def in_threads():
+    """``run(fn, n)``: ``[fn(0), ..., fn(n - 1)]``, each call in a thread of its own (not the main
+    thread, so kernels run serially), all at once; an exception in one is raised here."""
+    def run(fn, n):
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(fn, range(n)))
+    return run

@@ -3,7 +3,6 @@ OpenCV, for every border mode, both pass orders, bands, the uint8 read and reuse
 
 from __future__ import annotations
 
-import threading
 
 import cv2
 import numpy as np
@@ -111,20 +110,11 @@ def test_reused_buffers_are_overwritten():
     np.testing.assert_array_equal(_bk._blur(image, g, "reflect", x_first=True, out=out, scratch=scratch), fresh)
 
 
-def test_threads_share_the_serial_build():
+def test_threads_share_the_serial_build(in_threads):
     assert _bk._blur_bands.targetoptions.get("nogil") and _bk._blur_bands_x_first.targetoptions.get("nogil")  # DenseSIFT(n_jobs) threads run them without the GIL
     image = _image((300, 300), 6)
     g = gaussian_kernel1d(1.0)
     expected = _bk._blur(image, g, "reflect", x_first=True, n_bands=1)
-    results = [None] * 4
-
-    def work(i):
-        results[i] = _bk._blur(image, g, "reflect", x_first=True, n_bands=1)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = in_threads(lambda i: _bk._blur(image, g, "reflect", x_first=True, n_bands=1), 4)
     for got in results:
         np.testing.assert_array_equal(got, expected)

@@ -158,23 +158,35 @@ def _blur_bands_x_first(job, image, half, scale, border, n_bands, out, scratch, 
     if slot < 0:
         return
     padded = rows[slot]
-    centre = padded[r:r + width]
     b_start, b_stop = next_chunk(job)
     while b_start < b_stop:
         for b in range(b_start, b_stop):
             y_begin = height * b // n_bands
             y_end = height * (b + 1) // n_bands
-            n_rows = y_end - y_begin + 2 * r
-            rows = scratch[b * per_band:b * per_band + n_rows * width].reshape((n_rows, width))
-            for yy in range(n_rows):
-                src = image[_border_index(y_begin + yy - r, height, border)]
-                for x in range(width):
-                    centre[x] = np.float32(src[x]) * s
-                _fill_border(padded, r, width, border)
-                _fold_row(padded, half, rows[yy])
-            for y in range(y_begin, y_end):
-                _fold_rows(rows, y - y_begin + r, half, border, out[y])
+            _x_first_rows(image, half, s, border, y_begin, y_end, padded, scratch[b * per_band:], out[y_begin:y_end])
         b_start, b_stop = next_chunk(job)
+
+
+@njit(cache=True, fastmath=True, inline="always")   # the body of its two callers, compiled with them
+def _x_first_rows(image, half, s, border, y_begin, y_end, padded, scratch, out):
+    """Rows ``y_begin <= y < y_end`` of the x-first blur (:func:`_blur_bands_x_first`) into
+    ``out[y - y_begin]``: the x-pass of the rows they read (``r`` rows of margin each side,
+    indexed by ``border``) into the head of ``scratch`` (1-D float32, ``(y_end - y_begin + 2 r) W``),
+    through ``padded`` (``W + 2 r``), then the y-pass. Also the dense SIFT bands' own smoothing
+    (:func:`classicvision._kernels.dense_sift._fused_band`)."""
+    height, width = image.shape
+    r = half.shape[0] - 1
+    n_rows = y_end - y_begin + 2 * r
+    rows = scratch[:n_rows * width].reshape((n_rows, width))
+    centre = padded[r:r + width]
+    for yy in range(n_rows):
+        src = image[_border_index(y_begin + yy - r, height, border)]
+        for x in range(width):
+            centre[x] = np.float32(src[x]) * s
+        _fill_border(padded, r, width, border)
+        _fold_row(padded, half, rows[yy])
+    for y in range(y_end - y_begin):
+        _fold_rows(rows, y + r, half, border, out[y])
 
 
 def _blur_scratch_size(shape, radius, n_bands):

@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 
 from . import atomics, team
-from .blur import REFLECT, _border_index, _fill_border, _fold_row, _fold_rows
+from .blur import REFLECT, _x_first_rows
 from .gradient import _gradient_of_rows
 from .jit import backing_off, idle_spins, join_spins, kernel, next_chunk, note_join, parallel_for
 from .sift import _normalize_rows_reference
@@ -305,26 +305,15 @@ def _fused_band(image8, image32, use8, half, scale, kernel, t_lo, t_hi, step, m_
     n_x = n_smoothed + 2 * radius
     padded = scratch[:width + 2 * radius]
     at = width + 2 * radius
-    x_rows = scratch[at:at + n_x * width].reshape((n_x, width))
+    x_rows = scratch[at:at + n_x * width]
     at += n_x * width
     smoothed = scratch[at:at + n_smoothed * width].reshape((n_smoothed, width))
     at += n_smoothed * width
     s = np.float32(scale)
-    centre = padded[radius:radius + width]
-    for yy in range(n_x):
-        y = _border_index(y_begin - radius + yy, height, REFLECT)
-        if use8:
-            src8 = image8[y]
-            for x in range(width):
-                centre[x] = np.float32(src8[x]) * s
-        else:
-            src32 = image32[y]
-            for x in range(width):
-                centre[x] = src32[x] * s
-        _fill_border(padded, radius, width, REFLECT)
-        _fold_row(padded, half, x_rows[yy])
-    for y in range(n_smoothed):
-        _fold_rows(x_rows, y + radius, half, REFLECT, smoothed[y])
+    if use8:
+        _x_first_rows(image8, half, s, REFLECT, y_begin, y_end, padded, x_rows, smoothed)
+    else:
+        _x_first_rows(image32, half, s, REFLECT, y_begin, y_end, padded, x_rows, smoothed)
     _band(smoothed, y_begin, height, kernel, t_lo, t_hi, step, m_begin, m_end, n_cols, n_ori, clip, rootsift, True,
           out, scratch[at:])
 

@@ -23,15 +23,11 @@ Linux only (``futex``; :data:`AVAILABLE`); elsewhere callers use the :mod:`jit` 
 
 from __future__ import annotations
 
-import platform
-import sys
 import threading
 import time
 
 import numpy as np
-from llvmlite import ir
 from numba import carray, njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import atomics
@@ -39,69 +35,20 @@ from . import atomics
 __all__ = ["AVAILABLE", "CONTROL_FIELDS", "DONE", "EPOCH", "SPINS", "STOP", "Team", "array_at", "claim", "finish",
            "idle", "join", "new_control", "post", "run_alone"]
 
-_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
-AVAILABLE = sys.platform.startswith("linux") and _FUTEX is not None
-_FUTEX_WAIT, _FUTEX_WAKE = 128, 129        # FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE
+AVAILABLE = atomics.HAVE_FUTEX
 
 NEXT, DONE, EPOCH, SLEEPERS, CALLS, SPINS, STOP, CALLER_WAITING, DONE_EPOCH = range(9)
-CONTROL_FIELDS = 16                        # one cache line of fields, then padding
+CONTROL_FIELDS = 16                        # the 9 fields, padded to two cache lines
 _CALL_SHIFT, _N_SHIFT, _FIELD = 40, 20, (1 << 20) - 1
 _SLEEP_NS = 20_000_000                     # a futex wait's timeout: a lost wake-up costs 20 ms, never a hang
 
 
 def new_control(spins: int) -> np.ndarray:
-    control = np.zeros(CONTROL_FIELDS * 8, np.int64)   # the fields, then padding of their cache line
-    control[NEXT] = (1 << _N_SHIFT) | 1                 # call 0: 1 chunk, claimed, so nothing to run
+    """A control array whose idle workers poll ``spins`` times before they sleep."""
+    control = np.zeros(CONTROL_FIELDS, np.int64)
+    control[NEXT] = (1 << _N_SHIFT) | 1        # call 0: 1 chunk, claimed, so nothing to run
     control[SPINS] = spins
     return control
-
-
-@intrinsic
-def _futex(typingctx, array, index, op, value, timeout_ns):
-    """``syscall(SYS_futex, &array[index], op, (int32) value, timeout)``: a wait (with a relative
-    timeout of ``timeout_ns``) or a wake of ``value`` threads, on the low 32 bits of an int64
-    element (little-endian). Returns the syscall's result."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64 and array.ndim == 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        index_value = context.cast(builder, args[1], signature.args[1], types.intp)
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [index_value],
-                                           wraparound=False)
-        op_value = context.cast(builder, args[2], signature.args[2], types.int64)
-        word = builder.trunc(context.cast(builder, args[3], signature.args[3], types.int64), i32)
-        ns = context.cast(builder, args[4], signature.args[4], types.int64)
-        spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
-        billion = ir.Constant(i64, 1_000_000_000)
-        builder.store(builder.sdiv(ns, billion), builder.gep(spec, [ir.Constant(i32, 0), ir.Constant(i32, 0)]))
-        builder.store(builder.srem(ns, billion), builder.gep(spec, [ir.Constant(i32, 0), ir.Constant(i32, 1)]))
-        syscall = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64], var_arg=True),
-                                                 "syscall")
-        return builder.call(syscall, [ir.Constant(i64, _FUTEX or 0), builder.ptrtoint(pointer, i64), op_value,
-                                      word, builder.ptrtoint(spec, i64), ir.Constant(i64, 0),
-                                      ir.Constant(i64, 0)])
-
-    return types.int64(array, index, op, value, timeout_ns), codegen
-
-
-@intrinsic
-def _store(typingctx, array, index, value):
-    """``array[index] = value`` atomically (sequentially consistent)."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64 and array.ndim == 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        index_value = context.cast(builder, args[1], signature.args[1], types.intp)
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [index_value],
-                                           wraparound=False)
-        builder.store_atomic(context.cast(builder, args[2], signature.args[2], types.int64), pointer,
-                             "seq_cst", 8)
-        return context.get_dummy_value()
-
-    return types.void(array, index, value), codegen
 
 
 @intrinsic
@@ -135,11 +82,11 @@ def post(control, n_chunks, spins):
     call = control[CALLS] + 1
     control[CALLS] = call
     control[SPINS] = spins
-    _store(control, DONE, 0)
-    _store(control, NEXT, (call << _CALL_SHIFT) | (n_chunks << _N_SHIFT))
+    atomics.atomic_store(control, DONE, 0)
+    atomics.atomic_store(control, NEXT, (call << _CALL_SHIFT) | (n_chunks << _N_SHIFT))
     atomics.atomic_add(control, EPOCH, 1)
     if atomics.atomic_load(control, SLEEPERS) > 0:
-        _futex(control, EPOCH, _FUTEX_WAKE, 1 << 30, 0)
+        atomics.futex(control, EPOCH, atomics.FUTEX_WAKE, 1 << 30, 0)
 
 
 @njit(cache=True)
@@ -160,7 +107,7 @@ def finish(control, n):
     that sleeps in :func:`join`."""
     if atomics.atomic_add(control, DONE, 1) == n - 1 and atomics.atomic_load(control, CALLER_WAITING):
         atomics.atomic_add(control, DONE_EPOCH, 1)
-        _futex(control, DONE_EPOCH, _FUTEX_WAKE, 1, 0)
+        atomics.futex(control, DONE_EPOCH, atomics.FUTEX_WAKE, 1, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -176,7 +123,7 @@ def join(control, n, spins):
         seen = atomics.atomic_load(control, DONE_EPOCH)
         if atomics.atomic_load(control, DONE) >= n:
             break
-        _futex(control, DONE_EPOCH, _FUTEX_WAIT, seen, 1_000_000)
+        atomics.futex(control, DONE_EPOCH, atomics.FUTEX_WAIT, seen, 1_000_000)
     atomics.atomic_add(control, CALLER_WAITING, -1)
     return spins
 
@@ -194,7 +141,7 @@ def idle(control, seen):
     atomics.atomic_add(control, SLEEPERS, 1)
     epoch = atomics.atomic_load(control, EPOCH)
     while epoch == seen and atomics.atomic_load(control, STOP) == 0:
-        _futex(control, EPOCH, _FUTEX_WAIT, seen, _SLEEP_NS)
+        atomics.futex(control, EPOCH, atomics.FUTEX_WAIT, seen, _SLEEP_NS)
         epoch = atomics.atomic_load(control, EPOCH)
     atomics.atomic_add(control, SLEEPERS, -1)
     return epoch

@@ -61,7 +61,7 @@ import threading
 import numpy as np
 
 from .. import _limits
-from .._kernels.blur import _blur, _blur_scratch_size
+from .._kernels.blur import _blur, _blur_fits, _blur_scratch_size
 from .._kernels import team
 from .._kernels.dense_sift import (_band_scratch_size, _dense_fused, _dense_raw, _dense_raw_parallel,
                                    _fused_scratch_size)
@@ -226,7 +226,7 @@ def _fused(image: np.ndarray, sigma: float) -> bool:
     if not team.AVAILABLE or sigma <= 0 or image.dtype not in (np.uint8, np.float32) \
             or not image.flags.c_contiguous:
         return False
-    return cached_gaussian_kernel1d(sigma).size // 2 <= min(image.shape)
+    return _blur_fits(image.shape, cached_gaussian_kernel1d(sigma).size // 2, "reflect")
 
 
 def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, size: float, n_cells: int,
