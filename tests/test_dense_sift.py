@@ -224,3 +224,18 @@ def test_workspace_reuse_across_shapes_changes_nothing(textured):
         dense_sift(np.random.default_rng(1).random(shape).astype(np.float32), step=3, size=12)
     again = dense_sift(textured, step=4, size=16, rootsift=True)[1]
     np.testing.assert_array_equal(again, first)
+
+
+def test_plan_addresses_are_each_arrays_own_and_bounded():
+    from classicvision._kernels.dense_sift import _PLAN_ADDRESSES, _plan_address
+    kept = [np.arange(i + 1, dtype=np.float32) for i in range(300)]      # more than the 256 kept
+    for array in kept:
+        assert _plan_address(array) == array.ctypes.data
+        assert _plan_address(array) == array.ctypes.data               # the remembered one
+    assert len(_PLAN_ADDRESSES) <= 256
+    for array in kept[:10]:                                              # dropped by the clear: read again
+        assert _plan_address(array) == array.ctypes.data
+    image = (np.random.default_rng(3).random((96, 80)) * 255).astype(np.uint8)
+    _PLAN_ADDRESSES.clear()
+    first = dense_sift(image, step=4, size=16)[1]
+    np.testing.assert_array_equal(dense_sift(image, step=4, size=16)[1], first)   # through the remembered plan

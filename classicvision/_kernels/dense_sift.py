@@ -386,6 +386,21 @@ def _get_team(workers: int) -> team.Team:
         return _team
 
 
+_PLAN_ADDRESSES: dict = {}     # id(array) -> (array, its data address); holding the array keeps the id its own
+
+
+def _plan_address(array: np.ndarray) -> int:
+    """``array.ctypes.data`` (1-2 us in Python, the cost of the rest of a call's set-up), remembered
+    for the read-only plan arrays that callers take from their caches (taps, pooling kernels, tap
+    ranges): an array's data never moves while it is referenced. At most 256 are kept."""
+    entry = _PLAN_ADDRESSES.get(id(array))
+    if entry is None:
+        if len(_PLAN_ADDRESSES) >= 256:
+            _PLAN_ADDRESSES.clear()
+        entry = _PLAN_ADDRESSES[id(array)] = (array, array.ctypes.data)
+    return entry[1]
+
+
 def _dense_fused(image, half, scale, kernel, t_lo, t_hi, step, n_rows, n_cols, n_ori, clip, rootsift, n_bands,
                  scratch):
     """Normalized dense descriptors ``(n_rows * n_cols, n**2 * n_ori)`` float32 of ``image``
@@ -401,19 +416,10 @@ def _dense_fused(image, half, scale, kernel, t_lo, t_hi, step, n_rows, n_cols, n
     squad = _get_team(n_bands - 1) if threaded else None
     frame = squad.frame if threaded else np.empty(FRAME_FIELDS, np.int64)
     values = squad.values if threaded else np.empty(2, np.float64)
-    frame[F_IMAGE] = image.ctypes.data
-    frame[F_HEIGHT], frame[F_WIDTH] = image.shape
-    frame[F_UINT8] = image.dtype == np.uint8
-    frame[F_HALF] = half.ctypes.data
-    frame[F_RADIUS] = half.shape[0] - 1
-    frame[F_KERNEL] = kernel.ctypes.data
-    frame[F_CELLS], frame[F_TAPS] = n_cells, taps
-    frame[F_T_LO], frame[F_T_HI] = t_lo.ctypes.data, t_hi.ctypes.data
-    frame[F_STEP], frame[F_ROWS], frame[F_COLS], frame[F_ORI] = step, n_rows, n_cols, n_ori
-    frame[F_ROOTSIFT] = bool(rootsift)
-    frame[F_PER_BAND] = scratch.shape[0] // n_bands
-    frame[F_SCRATCH] = scratch.ctypes.data
-    frame[F_OUT] = out.ctypes.data
+    frame[:] = (image.ctypes.data, image.shape[0], image.shape[1], image.dtype == np.uint8, _plan_address(half),
+                half.shape[0] - 1, _plan_address(kernel), n_cells, taps, _plan_address(t_lo), _plan_address(t_hi),
+                step, n_rows, n_cols, n_ori, bool(rootsift), scratch.shape[0] // n_bands, scratch.ctypes.data,
+                out.ctypes.data)                                  # the F_* fields, in order
     values[0], values[1] = scale, clip
     if not threaded:
         team.run_alone(_dense_team, frame, values, n_bands)

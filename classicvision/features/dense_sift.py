@@ -229,6 +229,14 @@ def _fused(image: np.ndarray, sigma: float) -> bool:
     return _blur_fits(image.shape, cached_gaussian_kernel1d(sigma).size // 2, "reflect")
 
 
+@functools.lru_cache(maxsize=64)
+def _half_taps(sigma: float) -> np.ndarray:
+    """The centre tap and one side of :func:`cached_gaussian_kernel1d` ``(sigma)`` (cached: one
+    object per ``sigma``)."""
+    g = cached_gaussian_kernel1d(sigma)
+    return g[g.size // 2:]
+
+
 def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, size: float, n_cells: int,
                     n_orientations: int, clip: float, rootsift: bool, threads: int) -> np.ndarray:
     """:func:`_describe_grid` of :func:`_smoothed` ``image``, the two fused: each band of grid
@@ -238,8 +246,7 @@ def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, si
     if n_rows == 0 or n_cols == 0:
         return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
     kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
-    g = cached_gaussian_kernel1d(sigma)
-    half = g[g.size // 2:]
+    half = _half_taps(sigma)
     n_bands = _n_bands(n_rows, threads)
     per_band = _fused_scratch_size(image.shape[1], half.size - 1, step, -(-n_rows // n_bands), n_cols,
                                    kernel.shape[1], n_cells, n_orientations)
@@ -248,8 +255,9 @@ def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, si
                         rootsift, n_bands, scratch[:n_bands * per_band])
 
 
-def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int) -> None:
-    """Refuse a result or a per-size scratch above :data:`classicvision._limits.MAX_ARRAY_BYTES`."""
+def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int, threads: int) -> None:
+    """Refuse a result or a per-size scratch (on ``threads`` threads) above
+    :data:`classicvision._limits.MAX_ARRAY_BYTES`."""
     dim = n_cells * n_cells * n_orientations
     total = 0
     for size in sizes:
@@ -257,7 +265,7 @@ def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: in
         if n_rows == 0 or n_cols == 0:
             continue
         total += n_rows * n_cols
-        n_bands = _n_bands(n_rows, num_threads())
+        n_bands = _n_bands(n_rows, threads)
         scratch = 4.0 * n_bands * _band_scratch_size(step, n_cols, 2 * r + 1, n_cells, n_orientations)
         _limits.check_array_bytes(scratch, f"the scratch of dense SIFT at size={size!r} on a {shape[0]}x{shape[1]} "
                                   f"image", "pass a smaller size, step or n_orientations")
@@ -374,13 +382,13 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     n_cells = int(n_cells)
     n_orientations = int(n_orientations)
     step = min(int(step), max(image.shape))     # a longer step gives the same grid (one point per axis)
-    _check_dense_costs(image.shape, step, sizes, n_cells, n_orientations)
-    grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
-    if sum(len(g) for g in grids) == 0:
-        return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
     # Threads pay from about 181 x 181 pixels (a 15-Scene image is 256 x 256): below, handing bands
     # to a pool thread costs about as much as their work.
     threads = num_threads() if image.shape[0] * image.shape[1] >= _PARALLEL_PIXELS else 1
+    _check_dense_costs(image.shape, step, sizes, n_cells, n_orientations, threads)
+    grids = [_grid(image.shape, int(step), float(size), n_cells) for size in sizes]
+    if sum(len(g) for g in grids) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
     if len(sizes) == 1 and _fused(image, float(sigma)):
         return grids[0], _describe_fused(image, scale, float(sigma), int(step), float(sizes[0]), n_cells,
                                          n_orientations, float(clip), bool(rootsift), threads)
