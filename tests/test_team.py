@@ -4,6 +4,7 @@ team's protocol never runs a chunk twice or of a call it did not see posted."""
 
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import pytest
@@ -75,6 +76,65 @@ def test_workers_do_the_chunks_the_caller_leaves():
         team.post(squad.control, 1, 1 << 40)
         done = team.join(squad.control, 1, 1 << 40)         # the caller claims nothing: a worker must
         assert counts[0] == 1 and done < 1 << 40            # joined while polling: it never slept
+    finally:
+        squad.stop()
+
+
+def _asleep_team(workers):
+    """A team of ``workers`` whose workers poll once, then sleep; returned once they all sleep."""
+    import time
+
+    squad = team.Team(_count_chunks, 3, 1, workers, 1)
+    deadline = time.monotonic() + 10
+    while atomics.load(squad.control, team.SLEEPERS) < workers and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert atomics.load(squad.control, team.SLEEPERS) == workers
+    return squad
+
+
+def _one_call(squad):
+    counts, out = np.zeros(2, np.int64), np.zeros(2)
+    squad.frame[:] = counts.ctypes.data, 2, out.ctypes.data
+    squad.run(2, 1, 1000)
+    np.testing.assert_array_equal(counts, 1)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="steering needs two allowed CPUs")
+def test_a_call_that_finds_workers_asleep_keeps_them_off_the_callers_cpu(monkeypatch):
+    allowed = os.sched_getaffinity(0)
+    for cpu in sorted(allowed)[:2]:                         # the caller "on" one CPU, then on another
+        monkeypatch.setattr(team, "current_cpu", lambda: cpu)
+        squad = _asleep_team(2)
+        try:
+            _one_call(squad)
+            for thread in squad.threads:
+                assert os.sched_getaffinity(thread.native_id) == allowed - {cpu}
+        finally:
+            squad.stop()
+
+
+def test_steering_sets_nothing_with_one_cpu_and_stops_when_refused(monkeypatch):
+    cpu = min(os.sched_getaffinity(0))
+    calls = []
+    monkeypatch.setattr(team, "current_cpu", lambda: cpu)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {cpu})
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, mask: calls.append(mask))
+    squad = _asleep_team(1)
+    try:
+        _one_call(squad)                                    # one allowed CPU: no mask to set
+        assert calls == [] and squad.steering
+    finally:
+        squad.stop()
+
+    def refuse(pid, mask):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {cpu, cpu + 1})
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    squad = _asleep_team(1)
+    try:
+        _one_call(squad)                                    # refused: the call still runs, steering ends
+        assert not squad.steering
     finally:
         squad.stop()
 
