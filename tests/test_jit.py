@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import threading
+import time
 
 import numba
 import numpy as np
 import pytest
 
 import classicvision._kernels as kernels
-from classicvision._kernels import atomics, jit
+from classicvision._kernels import affinity, atomics, jit
 from classicvision._kernels.jit import next_chunk, num_threads, parallel_for, serial_job
 
 
@@ -222,3 +224,31 @@ def test_after_a_stall_calls_run_serially_for_a_while(monkeypatch):
     seen = []
     parallel_for(lambda start, stop: seen.append((start, stop)), 64, threads=2)
     assert len(seen) > 1   # chunked again
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
+                    or not affinity.AVAILABLE, reason="steering needs Linux and two allowed CPUs")
+def test_a_task_that_wakes_blocked_pool_workers_keeps_them_off_the_callers_cpu(monkeypatch):
+    allowed = os.sched_getaffinity(0)
+    cpu = max(allowed)
+    monkeypatch.setattr(affinity, "current_cpu", lambda: cpu)
+    monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    out = np.zeros(64)
+
+    def fill(start, stop):
+        out[start:stop] += 1
+
+    parallel_for(fill, 64, threads=2)                        # the pool exists
+    pool = jit._get_pool(1)
+    pool.steering.mask = None                                # as if never steered
+    deadline = time.monotonic() + 10
+    while atomics.load(pool.control, 1) < len(pool.threads) and time.monotonic() < deadline:
+        time.sleep(0.002)                                    # every worker blocked on its condition
+    assert atomics.load(pool.control, 1) == len(pool.threads)
+    parallel_for(fill, 64, threads=2)
+    np.testing.assert_array_equal(out, 2)
+    for thread in pool.threads:
+        assert os.sched_getaffinity(thread.native_id) == allowed - {cpu}
+    for thread in pool.threads:                              # leave the pool as it was
+        os.sched_setaffinity(thread.native_id, allowed)
+    pool.steering.mask = None

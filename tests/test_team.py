@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from classicvision._kernels import atomics, jit, team
+from classicvision._kernels import affinity, atomics, jit, team
 from classicvision.features import dense_sift as ds
 
 pytestmark = pytest.mark.skipif(not team.AVAILABLE, reason="teams need Linux futex(2)")
@@ -103,7 +103,7 @@ def _one_call(squad):
 def test_a_call_that_finds_workers_asleep_keeps_them_off_the_callers_cpu(monkeypatch):
     allowed = os.sched_getaffinity(0)
     for cpu in sorted(allowed)[:2]:                         # the caller "on" one CPU, then on another
-        monkeypatch.setattr(team, "current_cpu", lambda: cpu)
+        monkeypatch.setattr(affinity, "current_cpu", lambda: cpu)
         squad = _asleep_team(2)
         try:
             _one_call(squad)
@@ -116,13 +116,13 @@ def test_a_call_that_finds_workers_asleep_keeps_them_off_the_callers_cpu(monkeyp
 def test_steering_sets_nothing_with_one_cpu_and_stops_when_refused(monkeypatch):
     cpu = min(os.sched_getaffinity(0))
     calls = []
-    monkeypatch.setattr(team, "current_cpu", lambda: cpu)
+    monkeypatch.setattr(affinity, "current_cpu", lambda: cpu)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {cpu})
     monkeypatch.setattr(os, "sched_setaffinity", lambda pid, mask: calls.append(mask))
     squad = _asleep_team(1)
     try:
         _one_call(squad)                                    # one allowed CPU: no mask to set
-        assert calls == [] and squad.steering
+        assert calls == [] and squad.steering.active
     finally:
         squad.stop()
 
@@ -134,7 +134,7 @@ def test_steering_sets_nothing_with_one_cpu_and_stops_when_refused(monkeypatch):
     squad = _asleep_team(1)
     try:
         _one_call(squad)                                    # refused: the call still runs, steering ends
-        assert not squad.steering
+        assert not squad.steering.active
     finally:
         squad.stop()
 

@@ -67,7 +67,7 @@ import numpy as np
 from numba import njit
 from numba.core.registry import CPUDispatcher
 
-from . import atomics
+from . import affinity, atomics
 
 __all__ = ["backing_off", "claim_slot", "idle_spins", "is_stall", "join_spins", "kernel", "next_chunk", "note_join",
            "num_threads", "parallel_for", "serial_job", "slot_count"]
@@ -258,11 +258,13 @@ class _Pool:
                         for i in range(workers)]
         for thread in self.threads:
             thread.start()
+        self.steering = affinity.Steering(self.threads)
 
     def submit(self, task: _Task) -> None:
         self.task = task
         atomics.add(self.control, 0, 1)
         if atomics.load(self.control, 1):
+            self.steering.steer()              # the woken workers start off the caller's CPU
             with self.condition:
                 self.condition.notify_all()
 

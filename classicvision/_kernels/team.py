@@ -18,23 +18,15 @@ call it belongs to (a late worker never runs a chunk of a call it did not see po
 workers in ``futex`` wait; ``CALLS``; ``SPINS`` polls of an idle worker before it sleeps
 (set by the caller: short while :mod:`~classicvision._kernels.jit` backs off); ``STOP``.
 
-Where a woken worker runs: on a virtual machine the scheduler often queues a thread woken from
-``futex`` on the waker's CPU (the other vCPU, halted, does not count as idle), where it waits
-behind the caller until the caller's time slice ends: the call runs on one thread, and the next
-ones too while the worker polls behind the caller (traced here through ``/proc``: the worker
-runnable on the caller's CPU, the other CPU idle, for 1-50 ms). So before a call that finds a
-worker asleep, the caller sets the workers' CPU mask to its own allowed CPUs less the one it is
-on (``sched_setaffinity(2)``, a few microseconds, only then): a woken worker starts on another
-CPU. The mask stays until the next such call; the caller itself is never pinned, and with one
-allowed CPU (or when the call fails) nothing is set.
+Before a call that finds a worker asleep, the caller keeps the workers off its own CPU
+(:mod:`~classicvision._kernels.affinity`): on a virtual machine a woken worker is otherwise often
+queued behind the caller, and the call runs on one thread.
 
 Linux only (``futex``; :data:`AVAILABLE`); elsewhere callers use the :mod:`jit` pool.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import threading
 import time
 
@@ -42,10 +34,10 @@ import numpy as np
 from numba import carray, njit, types
 from numba.extending import intrinsic
 
-from . import atomics
+from . import affinity, atomics
 
-__all__ = ["AVAILABLE", "CONTROL_FIELDS", "DONE", "EPOCH", "SPINS", "STOP", "Team", "array_at", "claim",
-           "current_cpu", "finish", "idle", "join", "new_control", "post", "run_alone"]
+__all__ = ["AVAILABLE", "CONTROL_FIELDS", "DONE", "EPOCH", "SPINS", "STOP", "Team", "array_at", "claim", "finish",
+           "idle", "join", "new_control", "post", "run_alone"]
 
 AVAILABLE = atomics.HAVE_FUTEX
 
@@ -159,21 +151,6 @@ def idle(control, seen):
     return epoch
 
 
-def _libc_function(name: str):
-    try:
-        return getattr(ctypes.CDLL(None), name)
-    except (AttributeError, OSError):   # pragma: no cover - not glibc
-        return None
-
-
-_sched_getcpu = _libc_function("sched_getcpu") if AVAILABLE else None
-
-
-def current_cpu() -> int:
-    """The CPU the calling thread runs on (``sched_getcpu(3)``), or -1 where it is unknown."""
-    return _sched_getcpu() if _sched_getcpu is not None else -1
-
-
 class Team:
     """``workers`` threads, each running ``entry(control, frame, values, True)``, and
     :meth:`run`, which posts a call of the frame and joins in it with ``entry(control, frame,
@@ -195,23 +172,7 @@ class Team:
                                          name=f"classicvision_team_{i}", daemon=True) for i in range(workers)]
         for thread in self.threads:
             thread.start()
-        self.steering = _sched_getcpu is not None and hasattr(os, "sched_setaffinity")
-        self.mask = None
-
-    def steer(self) -> None:
-        """Keep the workers off the caller's CPU (module docstring): their mask becomes the
-        caller's allowed CPUs less the one it runs on, when that leaves at least one."""
-        allowed = os.sched_getaffinity(0)
-        mask = allowed - {current_cpu()}
-        if not mask or mask == allowed or mask == self.mask:
-            return
-        try:
-            for thread in self.threads:
-                os.sched_setaffinity(thread.native_id, mask)
-        except OSError:            # a thread gone, or a mask the system refuses: stop steering
-            self.steering = False
-            return
-        self.mask = mask
+        self.steering = affinity.Steering(self.threads)
 
     def run(self, n_chunks: int, idle_spins: int, join_spins: int):
         """Post a call of ``n_chunks`` chunks (its frame filled), run chunks in the caller, wait for
@@ -219,8 +180,8 @@ class Team:
         out of chunks and at the end, and whether a worker was asleep at the post (it wakes late)."""
         control = self.control
         asleep = atomics.load(control, SLEEPERS) > 0
-        if asleep and self.steering:
-            self.steer()
+        if asleep:
+            self.steering.steer()
         start = time.perf_counter()
         post(control, n_chunks, idle_spins)
         self.entry(control, self.frame, self.values, False)
