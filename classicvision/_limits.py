@@ -53,7 +53,7 @@ __all__ = [
     "MAX_KERNEL_RADIUS", "KERNEL_RADIUS_RELATIVE", "KERNEL_RADIUS_FLOOR", "MAX_SUPPORT_PIXELS",
     "MAX_DESCRIPTOR_DIM", "MAX_ARRAY_BYTES", "MAX_SCALES_PER_OCTAVE", "MAX_SIZES", "MAX_ITERATIONS",
     "MAX_COORDINATE", "check_limit", "check_kernel_radius", "check_array_bytes", "check_coordinates",
-    "capped_chunk", "support_pixels", "check_blur", "check_descriptor_dim",
+    "capped_chunk", "support_pixels", "check_blur", "check_descriptor_dim", "settings",
 ]
 
 MAX_KERNEL_RADIUS = 2**20
@@ -66,6 +66,13 @@ MAX_SCALES_PER_OCTAVE = 64
 MAX_SIZES = 256
 MAX_ITERATIONS = 10**6
 MAX_COORDINATE = 2.0**24
+
+
+def settings() -> tuple:
+    """The current value of every limit above, in the order of ``__all__``: part of the key of a
+    cache of checks that passed, so that a limit changed later is checked again."""
+    return (MAX_KERNEL_RADIUS, KERNEL_RADIUS_RELATIVE, KERNEL_RADIUS_FLOOR, MAX_SUPPORT_PIXELS, MAX_DESCRIPTOR_DIM,
+            MAX_ARRAY_BYTES, MAX_SCALES_PER_OCTAVE, MAX_SIZES, MAX_ITERATIONS, MAX_COORDINATE)
 
 
 def _limit(limit_name: str):

@@ -239,3 +239,49 @@ def test_plan_addresses_are_each_arrays_own_and_bounded():
     _PLAN_ADDRESSES.clear()
     first = dense_sift(image, step=4, size=16)[1]
     np.testing.assert_array_equal(dense_sift(image, step=4, size=16)[1], first)   # through the remembered plan
+
+
+def _outcome(call):
+    try:
+        points, descriptors = call()
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    return points.tolist(), descriptors.tobytes()
+
+
+def test_a_repeated_call_skips_only_the_checks_it_passed(monkeypatch):
+    """The second call of the same arguments runs from a plan of the first (no Python checks):
+    the same values, fresh points; arguments that differ only in type, and limits lowered in
+    between, are checked again exactly as without the plan."""
+    from classicvision import _limits, io
+    from classicvision.features import dense_sift as module
+
+    image = (np.random.default_rng(4).random((200, 230)) * 255).astype(np.uint8)
+    module._PLANS.clear()
+    first = dense_sift(image, step=6, size=16, rootsift=True)
+    assert len(module._PLANS) == 1
+    first[0][:] = -1                                             # the caller owns what it got
+    again = dense_sift(image, step=6, size=16, rootsift=True)
+    np.testing.assert_array_equal(again[0], dense_grid(image.shape, step=6, size=16))
+    np.testing.assert_array_equal(again[1], first[1])
+    np.testing.assert_allclose(again[1], dense_sift(image.astype(np.float32) / 255, step=6, size=16,
+                                                    rootsift=True)[1], atol=1e-6)   # the unplanned path
+    variants = [dict(step=6.0), dict(step=True), dict(size=np.float32(16)), dict(clip=float("nan")),
+                dict(n_cells=4.0), dict(rootsift=1), dict(sigma=1)]
+    for variant in variants:
+        arguments = {"step": 6, "size": 16, "rootsift": True, **variant}
+        cached = _outcome(lambda: dense_sift(image, **arguments))
+        module._PLANS.clear()
+        fresh = _outcome(lambda: dense_sift(image, **arguments))
+        assert cached == fresh, variant
+        dense_sift(image, step=6, size=16, rootsift=True)          # the plan of the valid call again
+    for name, value in [("MAX_ARRAY_BYTES", 1000), ("MAX_DESCRIPTOR_DIM", 64), ("KERNEL_RADIUS_RELATIVE", 0.001)]:
+        with monkeypatch.context() as patch:
+            patch.setattr(_limits, name, value)
+            with pytest.raises(ValueError, match=name):
+                dense_sift(image, step=6, size=16, rootsift=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(io, "MAX_IMAGE_PIXELS", 1000)
+        with pytest.raises(ValueError, match="pixels"):
+            dense_sift(image, step=6, size=16, rootsift=True)
+    np.testing.assert_array_equal(dense_sift(image, step=6, size=16, rootsift=True)[1], first[1])

@@ -66,7 +66,8 @@ from .._kernels import team
 from .._kernels.dense_sift import (_band_scratch_size, _dense_fused, _dense_raw, _dense_raw_parallel,
                                    _fused_scratch_size)
 from .._kernels.jit import num_threads
-from .._validation import check_descriptor_options, check_image, check_pixel_limit, check_scalar
+from .._validation import (check_descriptor_options, check_image, check_pixel_limit, check_scalar,
+                           resolve_max_pixels)
 from ._gaussian import cached_gaussian_kernel1d, smooth_symmetric
 
 __all__ = ["dense_sift", "dense_sift_multi", "dense_grid"]
@@ -255,6 +256,51 @@ def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, si
                         rootsift, n_bands, scratch[:n_bands * per_band])
 
 
+class _FusedPlan:
+    """One checked call of :func:`dense_sift_multi` on C-contiguous uint8 images of one shape
+    and one size: its grid and everything :func:`_describe_fused` derives from the arguments,
+    so that a repeated call (a data set's images share a few shapes) runs no Python but the
+    hand-off. ``plan(image)`` returns ``(points, descriptors)``, the same values."""
+
+    def __init__(self, shape, scale, sigma, step, size, n_cells, n_orientations, clip, rootsift, threads):
+        r, self.n_rows, self.n_cols = _grid_counts(shape, step, size, n_cells)
+        self.points = _grid(shape, step, size, n_cells)
+        self.kernel, self.t_lo, self.t_hi = _pooling_plan(size, n_cells, r)
+        self.half = _half_taps(sigma)
+        self.n_bands = _n_bands(self.n_rows, threads)
+        self.per_band = _fused_scratch_size(shape[1], self.half.size - 1, step, -(-self.n_rows // self.n_bands),
+                                            self.n_cols, self.kernel.shape[1], n_cells, n_orientations)
+        self.scale, self.step, self.n_orientations, self.clip, self.rootsift = (scale, step, n_orientations, clip,
+                                                                                 rootsift)
+
+    def __call__(self, image):
+        n = self.n_bands * self.per_band
+        scratch = _workspace("fused", n)[:n]
+        descriptors = _dense_fused(image, self.half, self.scale, self.kernel, self.t_lo, self.t_hi, self.step,
+                                   self.n_rows, self.n_cols, self.n_orientations, self.clip, self.rootsift,
+                                   self.n_bands, scratch)
+        return self.points.copy(), descriptors
+
+
+_PLANS: dict = {}
+_MAX_PLANS = 64
+_EXACT = frozenset((int, float, bool))
+
+
+def _plan_key(shape, step, sizes, rootsift, clip, n_cells, n_orientations, sigma, threads):
+    """The key of a :class:`_FusedPlan`, or None for arguments it does not cover: the arguments
+    with their exact types (``8`` and ``8.0`` or ``True`` are checked apart), the threads, every
+    limit (:func:`classicvision._limits.settings`) and the pixel limit, read now."""
+    if type(sizes) is not tuple or len(sizes) != 1:
+        return None
+    size = sizes[0]
+    types = (type(step), type(size), type(rootsift), type(clip), type(n_cells), type(n_orientations), type(sigma))
+    if not _EXACT.issuperset(types):
+        return None
+    return (shape, step, size, rootsift, clip, n_cells, n_orientations, sigma, types, threads, _limits.settings(),
+            resolve_max_pixels(None))
+
+
 def _check_dense_costs(shape, step: int, sizes, n_cells: int, n_orientations: int, threads: int) -> None:
     """Refuse a result or a per-size scratch (on ``threads`` threads) above
     :data:`classicvision._limits.MAX_ARRAY_BYTES`."""
@@ -360,8 +406,15 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     >>> len(points) == len(dense_grid((64, 64), size=16)) + len(dense_grid((64, 64), size=24))
     True
     """
+    key = None
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2 and image.size \
             and image.flags.c_contiguous:
+        if type(image) is np.ndarray:       # a repeated call skips the checks it passed (_FusedPlan)
+            threads = num_threads() if image.shape[0] * image.shape[1] >= _PARALLEL_PIXELS else 1
+            key = _plan_key(image.shape, step, sizes, rootsift, clip, n_cells, n_orientations, sigma, threads)
+            plan = _PLANS.get(key) if key is not None else None
+            if plan is not None:
+                return plan(image)
         scale = 1.0 / 255.0                 # check_image's conversion, fused into the smoothing
         check_pixel_limit(image.shape, "image")
     else:
@@ -390,6 +443,13 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
     if len(sizes) == 1 and _fused(image, float(sigma)):
+        if key is not None:             # every check passed: the next call of this key skips them
+            plan = _FusedPlan(image.shape, scale, float(sigma), int(step), float(sizes[0]), n_cells, n_orientations,
+                              float(clip), bool(rootsift), threads)
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.clear()
+            _PLANS[key] = plan
+            return plan(image)
         return grids[0], _describe_fused(image, scale, float(sigma), int(step), float(sizes[0]), n_cells,
                                          n_orientations, float(clip), bool(rootsift), threads)
     smoothed = _smoothed(image, float(sigma), scale, threads)
