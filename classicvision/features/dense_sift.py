@@ -238,51 +238,46 @@ def _half_taps(sigma: float) -> np.ndarray:
     return g[g.size // 2:]
 
 
-def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, size: float, n_cells: int,
-                    n_orientations: int, clip: float, rootsift: bool, threads: int) -> np.ndarray:
-    """:func:`_describe_grid` of :func:`_smoothed` ``image``, the two fused: each band of grid
-    rows smooths the image rows it reads, so that a call is one hand-off to the threads
-    (:func:`classicvision._kernels.dense_sift._dense_fused`; the same values)."""
-    r, n_rows, n_cols = _grid_counts(image.shape, step, size, n_cells)
-    if n_rows == 0 or n_cols == 0:
-        return np.zeros((0, n_cells * n_cells * n_orientations), np.float32)
-    kernel, t_lo, t_hi = _pooling_plan(size, n_cells, r)
-    half = _half_taps(sigma)
-    n_bands = _n_bands(n_rows, threads)
-    per_band = _fused_scratch_size(image.shape[1], half.size - 1, step, -(-n_rows // n_bands), n_cols,
-                                   kernel.shape[1], n_cells, n_orientations)
-    scratch = _workspace("fused", n_bands * per_band)
-    return _dense_fused(image, half, scale, kernel, t_lo, t_hi, step, n_rows, n_cols, n_orientations, clip,
-                        rootsift, n_bands, scratch[:n_bands * per_band])
-
-
 class _FusedPlan:
-    """One checked call of :func:`dense_sift_multi` on C-contiguous uint8 images of one shape
-    and one size: its grid and everything :func:`_describe_fused` derives from the arguments,
-    so that a repeated call (a data set's images share a few shapes) runs no Python but the
-    hand-off. ``plan(image)`` returns ``(points, descriptors)``, the same values."""
+    """Everything :func:`_describe_fused` derives from its arguments but the image (grid counts,
+    pooling kernels and taps, smoothing taps, bands, scratch size), for images of one ``shape``;
+    :meth:`describe` runs the hand-off. Kept per checked call of :func:`dense_sift_multi`
+    (:data:`_PLANS`), so that a repeated call (a data set's images share a few shapes) runs no
+    Python but the hand-off."""
 
     def __init__(self, shape, scale, sigma, step, size, n_cells, n_orientations, clip, rootsift, threads):
         r, self.n_rows, self.n_cols = _grid_counts(shape, step, size, n_cells)
-        self.points = _grid(shape, step, size, n_cells)
+        self.dim = n_cells * n_cells * n_orientations
+        self.scale, self.step, self.n_orientations, self.clip, self.rootsift = (scale, step, n_orientations, clip,
+                                                                                 rootsift)
+        if self.n_rows == 0 or self.n_cols == 0:
+            return
         self.kernel, self.t_lo, self.t_hi = _pooling_plan(size, n_cells, r)
         self.half = _half_taps(sigma)
         self.n_bands = _n_bands(self.n_rows, threads)
         self.per_band = _fused_scratch_size(shape[1], self.half.size - 1, step, -(-self.n_rows // self.n_bands),
                                             self.n_cols, self.kernel.shape[1], n_cells, n_orientations)
-        self.scale, self.step, self.n_orientations, self.clip, self.rootsift = (scale, step, n_orientations, clip,
-                                                                                 rootsift)
 
-    def __call__(self, image):
+    def describe(self, image: np.ndarray) -> np.ndarray:
+        """The descriptors of ``image`` (of the plan's shape), as :func:`_describe_fused`."""
+        if self.n_rows == 0 or self.n_cols == 0:
+            return np.zeros((0, self.dim), np.float32)
         n = self.n_bands * self.per_band
-        scratch = _workspace("fused", n)[:n]
-        descriptors = _dense_fused(image, self.half, self.scale, self.kernel, self.t_lo, self.t_hi, self.step,
-                                   self.n_rows, self.n_cols, self.n_orientations, self.clip, self.rootsift,
-                                   self.n_bands, scratch)
-        return self.points.copy(), descriptors
+        return _dense_fused(image, self.half, self.scale, self.kernel, self.t_lo, self.t_hi, self.step, self.n_rows,
+                            self.n_cols, self.n_orientations, self.clip, self.rootsift, self.n_bands,
+                            _workspace("fused", n)[:n])
 
 
-_PLANS: dict = {}
+def _describe_fused(image: np.ndarray, scale: float, sigma: float, step: int, size: float, n_cells: int,
+                    n_orientations: int, clip: float, rootsift: bool, threads: int) -> np.ndarray:
+    """:func:`_describe_grid` of :func:`_smoothed` ``image``, the two fused: each band of grid
+    rows smooths the image rows it reads, so that a call is one hand-off to the threads
+    (:func:`classicvision._kernels.dense_sift._dense_fused`; the same values)."""
+    return _FusedPlan(image.shape, scale, sigma, step, size, n_cells, n_orientations, clip, rootsift,
+                      threads).describe(image)
+
+
+_PLANS: dict = {}        # _plan_key -> (grid, _FusedPlan) of a checked call
 _MAX_PLANS = 64
 _EXACT = frozenset((int, float, bool))
 
@@ -412,9 +407,9 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
         if type(image) is np.ndarray:       # a repeated call skips the checks it passed (_FusedPlan)
             threads = num_threads() if image.shape[0] * image.shape[1] >= _PARALLEL_PIXELS else 1
             key = _plan_key(image.shape, step, sizes, rootsift, clip, n_cells, n_orientations, sigma, threads)
-            plan = _PLANS.get(key) if key is not None else None
-            if plan is not None:
-                return plan(image)
+            entry = _PLANS.get(key) if key is not None else None
+            if entry is not None:
+                return entry[0].copy(), entry[1].describe(image)
         scale = 1.0 / 255.0                 # check_image's conversion, fused into the smoothing
         check_pixel_limit(image.shape, "image")
     else:
@@ -443,15 +438,13 @@ def dense_sift_multi(image, *, step: int = 8, sizes=(16, 24, 32), rootsift: bool
     if sum(len(g) for g in grids) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, dim), np.float32)
     if len(sizes) == 1 and _fused(image, float(sigma)):
+        plan = _FusedPlan(image.shape, scale, float(sigma), int(step), float(sizes[0]), n_cells, n_orientations,
+                          float(clip), bool(rootsift), threads)
         if key is not None:             # every check passed: the next call of this key skips them
-            plan = _FusedPlan(image.shape, scale, float(sigma), int(step), float(sizes[0]), n_cells, n_orientations,
-                              float(clip), bool(rootsift), threads)
             if len(_PLANS) >= _MAX_PLANS:
                 _PLANS.clear()
-            _PLANS[key] = plan
-            return plan(image)
-        return grids[0], _describe_fused(image, scale, float(sigma), int(step), float(sizes[0]), n_cells,
-                                         n_orientations, float(clip), bool(rootsift), threads)
+            _PLANS[key] = (grids[0].copy(), plan)
+        return grids[0], plan.describe(image)
     smoothed = _smoothed(image, float(sigma), scale, threads)
     descriptors = [_describe_grid(smoothed, int(step), float(size), n_cells, n_orientations, float(clip),
                                   bool(rootsift), threads) for size in sizes]
