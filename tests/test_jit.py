@@ -233,6 +233,7 @@ def test_a_task_that_wakes_blocked_pool_workers_keeps_them_off_the_callers_cpu(m
     cpu = max(allowed)
     monkeypatch.setattr(affinity, "current_cpu", lambda: cpu)
     monkeypatch.setattr(jit, "_backoff_until", 0.0)
+    monkeypatch.setattr(jit, "note_join", lambda *times: None)   # a slow CI join: no back-off
     out = np.zeros(64)
 
     def fill(start, stop):
@@ -240,7 +241,9 @@ def test_a_task_that_wakes_blocked_pool_workers_keeps_them_off_the_callers_cpu(m
 
     parallel_for(fill, 64, threads=2)                        # the pool exists
     pool = jit._get_pool(1)
-    pool.steering.mask = None                                # as if never steered
+    for thread in pool.threads:                              # as if never steered: a mask
+        os.sched_setaffinity(thread.native_id, allowed)      # left by an earlier test is gone
+    pool.steering.mask = None
     deadline = time.monotonic() + 10
     while atomics.load(pool.control, 1) < len(pool.threads) and time.monotonic() < deadline:
         time.sleep(0.002)                                    # every worker blocked on its condition
