@@ -255,3 +255,12 @@ def test_a_task_that_wakes_blocked_pool_workers_keeps_them_off_the_callers_cpu(m
     for thread in pool.threads:                              # leave the pool as it was
         os.sched_setaffinity(thread.native_id, allowed)
     pool.steering.mask = None
+
+
+def test_row_stride_keeps_participants_rows_a_cache_line_apart():
+    for itemsize in (1, 4, 8):
+        for n in (1, 7, 15, 16, 17, 1000, 1024):
+            stride = jit.row_stride(n, itemsize)
+            assert stride >= n and (stride * itemsize) % 64 == 0
+            assert (stride - n) * itemsize >= 64     # row i's last byte and row i + 1's first: another line
+    assert jit.row_stride(16, 4) == 32 and jit.row_stride(17, 4) == 48 and jit.row_stride(8, 8) == 16

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
+from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
@@ -124,7 +124,7 @@ def _blur_bands(job, image, half, scale, border, n_bands, out, rows):
     """Bands ``b_start <= b < b_stop`` of ``out = image`` blurred by the symmetric kernel whose
     taps ``k = 0..r`` are ``half[k]``, y-pass first (module docstring): ``border`` a code of
     :data:`BORDERS`, the rows split into ``n_bands`` bands. ``image`` and ``out`` ``(H, W)``
-    float32, distinct; ``rows`` ``(slots, W + 2 r)`` float32, a row buffer per participant."""
+    float32, distinct; ``rows`` ``(slots, >= W + 2 r)`` float32, a row buffer per participant."""
     height, width = image.shape
     r = half.shape[0] - 1
     s = np.float32(scale)
@@ -222,7 +222,7 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
         n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
-    rows = np.empty((slot_count(n_bands), width + 2 * r), np.float32)
+    rows = np.empty((slot_count(n_bands), row_stride(width + 2 * r)), np.float32)   # no cache line shared
     if not x_first:
         parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out,
                      rows)

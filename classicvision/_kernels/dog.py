@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
+from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 
 # --------------------------------------------------------------------------- extrema
@@ -32,8 +32,8 @@ def _extrema_rows(gauss, threshold, border, band):
     n_bands = (rows_per_layer + band - 1) // band
     grain = n_bands if height * width < _PARALLEL_PIXELS else 1   # small octaves: one call
     slots = slot_count(n_bands, grain)
-    rings = np.empty((slots, 11, n_dog, width), np.float32)
-    flags = np.zeros((slots, (width + 7) // 8 * 8), np.uint8)      # the tail past W stays 0
+    rings = np.empty((slots, 11, n_dog, row_stride(width)), np.float32)    # row_stride: no line shared
+    flags = np.zeros((slots, row_stride((width + 7) // 8 * 8, 1)), np.uint8)   # the tail past W stays 0
     parallel_for(_extrema_bands, n_bands, gauss, np.float32(threshold), int(border), int(band), columns, counts,
                  rings, flags, flags.view(np.uint64), grain=grain)
     return columns, counts
@@ -57,9 +57,9 @@ def _extrema_bands(job, gauss, threshold, border, band, columns, counts, rings, 
     visited one by one, eight flags at a time.
 
     Working memory, a row per participant (:func:`~classicvision._kernels.jit.claim_slot`):
-    ``rings`` ``(slots, 11, L - 1, W)`` float32 (the three rings of DoG rows, their 3-max and
-    3-min, then the 3x3 max and min), ``flag_rows`` ``(slots, P)`` uint8 with ``P`` the width
-    rounded up to 8, zero past ``W``, and ``word_rows`` the same memory as uint64.
+    ``rings`` ``(slots, 11, L - 1, >= W)`` float32 (the three rings of DoG rows, their 3-max and
+    3-min, then the 3x3 max and min), ``flag_rows`` ``(slots, P)`` uint8 with ``P`` at least the
+    width rounded up to 8, a multiple of 8, zero past ``W``, and ``word_rows`` the same memory as uint64.
     """
     n_dog = gauss.shape[0] - 1
     height = gauss.shape[1]

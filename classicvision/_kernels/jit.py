@@ -70,7 +70,7 @@ from numba.core.registry import CPUDispatcher
 from . import affinity, atomics
 
 __all__ = ["backing_off", "claim_slot", "idle_spins", "is_stall", "join_spins", "kernel", "next_chunk", "note_join",
-           "num_threads", "parallel_for", "serial_job", "slot_count"]
+           "num_threads", "parallel_for", "row_stride", "serial_job", "slot_count"]
 
 _MAX_THREADS = 8
 _CHUNKS_PER_THREAD = 4
@@ -140,6 +140,16 @@ def slot_count(n: int, grain: int = 1) -> int:
     than needed is harmless, fewer only idles a thread)."""
     threads = num_threads()
     return 1 if _serial(n, grain, threads) else max(threads, _pool_size + 1)
+
+
+def row_stride(n: int, itemsize: int = 4) -> int:
+    """Elements between two participants' scratch rows of ``n`` elements of ``itemsize`` bytes:
+    ``n`` rounded up to a cache line (64 bytes), plus a line, so that no cache line holds two
+    participants' rows, however the array is aligned. A line that two cores write moves between
+    them at each write: with the rows side by side, a pyramid blur on two threads took 1.5x its
+    time (``benchmarks/README.md``). A kernel takes ``rows[slot]`` and uses its first ``n``."""
+    per_line = max(1, 64 // itemsize)
+    return (n + per_line - 1) // per_line * per_line + per_line
 
 
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:

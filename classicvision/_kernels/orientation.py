@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .gradient import _bin_of
-from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
+from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 
 _GRAIN = 16   # points per chunk: threads from 32 points up
@@ -23,7 +23,7 @@ _GRAIN = 16   # points per chunk: threads from 32 points up
 def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, window, radius_factor,
                                    hist, scratch):
     """Rows ``start <= i < stop`` of the ``(N, n_bins)`` float32 histograms of gradient
-    orientation, into ``hist`` (zeros); ``scratch`` ``(slots, 3, 2 R + 1)`` float32, a row per
+    orientation, into ``hist`` (zeros); ``scratch`` ``(slots, 3, >= 2 R + 1)`` float32, a row per
     participant, ``R`` at least every point's radius.
 
     For point ``i`` on Gaussian image ``levels[level[i]]`` at ``(xs[i], ys[i])`` rounded, every
@@ -91,7 +91,7 @@ def _orientation_histograms(levels, level, xs, ys, sigmas, n_bins, window, radiu
     hist = np.zeros((len(xs), int(n_bins)), np.float32)
     sigmas = np.ascontiguousarray(sigmas, np.float32)
     radius = int(np.rint(float(radius_factor) * (float(window) * sigmas.astype(np.float64))).max(initial=0)) + 1
-    scratch = np.empty((slot_count(len(xs), _GRAIN), 3, 2 * radius + 1), np.float32)
+    scratch = np.empty((slot_count(len(xs), _GRAIN), 3, row_stride(2 * radius + 1)), np.float32)
     parallel_for(_orientation_histograms_points, len(xs), levels, np.ascontiguousarray(level, np.int64),
                  np.ascontiguousarray(xs, np.float32), np.ascontiguousarray(ys, np.float32),
                  sigmas, int(n_bins), float(window), float(radius_factor), hist, scratch, grain=_GRAIN)

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
+from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 from .gradient import _TWO_PI, _wrap
 
@@ -56,8 +56,8 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     reach = 0.5 * sizes.max(initial=0.0) * (1.0 + 1.0 / n_cells)
     span = int(math.ceil(2.0 * math.sqrt(2.0) * reach)) + 5
     slots = slot_count(xs.shape[0], _GRAIN)
-    rows = np.empty((slots, 5, span), np.float64)
-    hist = np.empty((slots, (n_cells + 2) ** 2 * n_ori), np.float64)
+    rows = np.empty((slots, 5, row_stride(span, 8)), np.float64)        # row_stride: no line shared
+    hist = np.empty((slots, row_stride((n_cells + 2) ** 2 * n_ori, 8)), np.float64)
     parallel_for(_describe_points, xs.shape[0], magnitude, bins, np.ascontiguousarray(xs, np.float64),
                  np.ascontiguousarray(ys, np.float64), sizes, np.ascontiguousarray(thetas, np.float64),
                  int(n_cells), int(n_ori), out, rows, hist, grain=_GRAIN)
@@ -67,7 +67,7 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
 @kernel(error_model="numpy", fastmath=True)
 def _describe_points(job, magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori, out, rows, hists):
     """Rows ``start <= k < stop`` of :func:`_describe` into ``out``; ``rows`` ``(slots, 5, S)``
-    and ``hists`` ``(slots, (n + 2)**2 n_ori)`` float64 are a participant's working memory
+    and ``hists`` ``(slots, >= (n + 2)**2 n_ori)`` float64 are a participant's working memory
     (``S`` at least the widest support row).
 
     Raw descriptors ``(N, n**2 * n_ori)`` float32 (layout ``(cell_y n + cell_x) n_ori + bin``).
