@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import claim_slot, kernel, next_chunk, parallel_for, slot_count
+from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 # scipy.ndimage name -> numpy.pad name (the same table as filters._PAD_MODES)
 _NP_MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap"}
@@ -90,8 +90,8 @@ def _harris_kernel(source_x, source_y, use_sobel, kernel, rows1, cols1, rows_r, 
     n_blocks = (height + block - 1) // block
     slots = slot_count(n_blocks)
     planes = np.empty((slots, 3, block + 2 * r, width), np.float32)
-    lines = np.zeros((slots, 8, width + 2 * r + 2), np.float32)       # line 0 stays zero
-    valid = np.empty((slots, block + 2 * r), np.bool_)
+    lines = np.zeros((slots, 8, row_stride(width + 2 * r + 2)), np.float32)   # line 0 stays zero
+    valid = np.empty((slots, row_stride(block + 2 * r, 1)), np.bool_)        # row_stride: no line shared
     parallel_for(_harris_blocks, n_blocks, source_x, source_y, bool(use_sobel), kernel, rows1,
                  cols1, rows_r, cols_r, np.float32(k_harris), int(block), out, planes, lines, valid)
     return out
@@ -110,8 +110,8 @@ def _harris_blocks(job, source_x, source_y, use_sobel, kernel, rows1, cols1, row
     ``a c - b**2 - k (a + c)**2``.
 
     Working memory, a row per participant (:func:`~classicvision._kernels.jit.claim_slot`):
-    ``planes`` ``(slots, 3, block + 2r, W)`` and ``lines`` ``(slots, 8, W + 2r + 2)`` float32
-    (line 0 zero), ``valid_rows`` ``(slots, block + 2r)`` bool.
+    ``planes`` ``(slots, 3, block + 2r, W)`` and ``lines`` ``(slots, 8, >= W + 2r + 2)``
+    float32 (line 0 zero), ``valid_rows`` ``(slots, >= block + 2r)`` bool.
     """
     height, width = source_x.shape
     n = kernel.shape[0]

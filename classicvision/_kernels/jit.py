@@ -145,9 +145,9 @@ def slot_count(n: int, grain: int = 1) -> int:
 def row_stride(n: int, itemsize: int = 4) -> int:
     """Elements between two participants' scratch rows of ``n`` elements of ``itemsize`` bytes:
     ``n`` rounded up to a cache line (64 bytes), plus a line, so that no cache line holds two
-    participants' rows, however the array is aligned. A line that two cores write moves between
-    them at each write: with the rows side by side, a pyramid blur on two threads took 1.5x its
-    time (``benchmarks/README.md``). A kernel takes ``rows[slot]`` and uses its first ``n``."""
+    participants' rows, however the array is aligned (a line that two cores write moves between
+    them at each write; measured in ``benchmarks/README.md``). A kernel takes ``rows[slot]`` and
+    uses its first ``n``."""
     per_line = max(1, 64 // itemsize)
     return (n + per_line - 1) // per_line * per_line + per_line
 
