@@ -66,16 +66,20 @@ def test_a_slow_chunk_does_not_hold_the_others():
     import time
 
     done_by = {}
+    claimed = []
     lock = threading.Lock()
 
     def work(start, stop):
-        if start == 0:
+        with lock:
+            claimed.append(start)
+            slow = len(claimed) == 1          # the first chunk anyone takes
+        if slow:
             time.sleep(0.3)
         with lock:
             done_by[start] = threading.current_thread().name
 
     parallel_for(work, 8, threads=2)
-    stuck = done_by[0]
+    stuck = done_by[claimed[0]]
     assert sum(1 for name in done_by.values() if name != stuck) == 7
 
 
@@ -137,6 +141,75 @@ def test_serial_job_runs_a_kernel_directly():
     assert (out == 1).all()
     _count_into(serial_job(0), out)
     assert (out == 1).all()
+
+
+@numba.njit(nogil=True)
+def _mark_ends(job, by_caller, order, count, work):
+    start, stop = next_chunk(job)
+    while start < stop:
+        claim = jit.atomics.atomic_add(count, 0, 1)
+        for _ in range(work):          # long enough chunks for a worker to join in
+            jit.atomics.pause()
+        for i in range(start, stop):
+            by_caller[i] = job.shape[0] > jit._JOB_SIZE   # the caller's view of the job is longer
+            order[i] = claim
+        start, stop = next_chunk(job)
+
+
+def test_the_caller_claims_from_the_front_and_the_others_from_the_back():
+    seen_workers = False
+    for _ in range(50):
+        n = 64
+        by_caller, order, count = np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(1, np.int64)
+        parallel_for(_mark_ends, n, by_caller, order, count, 2000, threads=2)
+        assert sorted(set(order)) == list(range(count[0]))           # every item in one claim
+        split = int(by_caller.sum())
+        assert by_caller[:split].all() and not by_caller[split:].any()   # one front, one back
+        assert (np.diff(order[:split]) >= 0).all() and (np.diff(order[split:]) <= 0).all()
+        seen_workers |= split < n
+    assert seen_workers
+    by_caller, order, count = np.zeros(8, np.bool_), np.zeros(8, np.int64), np.zeros(1, np.int64)
+    _mark_ends(serial_job(8, 8), by_caller, order, count, 0)          # a direct call: from the front
+    assert not by_caller.any() and list(order) == list(range(8))
+
+
+def test_a_python_functions_chunks_go_from_the_front_to_everyone():
+    """Its items may come costliest first (the pyramid levels a description task runs over)."""
+    claims = []
+    lock = threading.Lock()
+
+    def work(start, stop):
+        with lock:
+            claims.append((start, threading.current_thread().name))
+        time.sleep(0.002)
+
+    parallel_for(work, 16, threads=2)
+    assert sorted(start for start, _ in claims) == list(range(0, 16, 2))
+    names = {name for _, name in claims}
+    assert len(names) >= 2                             # the caller and a worker (or more)
+    for name in names:                                  # each takes the next one from the front
+        own = [start for start, who in claims if who == name]
+        assert own == sorted(own)
+
+
+def _frame(entered, left, parked, spins):
+    frame = np.array([0, entered, left, 1, 1, 0, parked, 0, 0, spins, -1], np.int64)
+    frame[jit._NEXT] = 1                                           # the one chunk is taken
+    return frame
+
+
+def test_the_callers_last_claim_waits_for_the_others_to_be_out_and_polling():
+    frame = _frame(entered=2, left=1, parked=1, spins=10_000)     # the worker is out and polls again
+    assert next_chunk(frame) == (0, 0)
+    assert frame[jit._LEFT] == 2 and frame[jit._WAITED] == 0
+    frame = _frame(entered=2, left=0, parked=0, spins=1000)       # the worker is still in a chunk
+    assert next_chunk(frame) == (0, 0)
+    assert frame[jit._WAITED] == 1000                             # it waited, up to its polls
+    frame = _frame(entered=2, left=1, parked=0, spins=1000)       # out, not yet polling (in Python)
+    next_chunk(frame)
+    assert frame[jit._WAITED] == 1000
+    job = _frame(entered=2, left=0, parked=0, spins=1000)[:8]     # a worker's view does not wait
+    assert next_chunk(job) == (0, 0) and job[jit._LEFT] == 1
 
 
 @numba.njit(nogil=True)

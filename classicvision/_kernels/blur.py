@@ -36,13 +36,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
+from .jit import claim_slot, kernel, next_chunk, num_threads, parallel_for, row_stride, slot_count
 
 MIRROR, REFLECT, NEAREST, WRAP = 0, 1, 2, 3
 BORDERS = {"mirror": MIRROR, "reflect": REFLECT, "nearest": NEAREST, "wrap": WRAP}
 _NUMPY_PAD = {"mirror": "reflect", "reflect": "symmetric", "nearest": "edge", "wrap": "wrap"}
 _PARALLEL_PIXELS = 1 << 15   # from 181 x 181 pixels: below, handing work to a thread costs more than it saves
-_BANDS = 16
+_BANDS = (64, 16)   # bands of the y-first and x-first passes: a band of the x-first one redoes 2 r rows
 
 
 @njit(cache=True)
@@ -210,8 +210,8 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
 
     ``image`` ``(H, W)`` C-contiguous float32 (or uint8 with ``x_first``, read as
     ``float32(image) * scale``); ``border`` a key of :data:`BORDERS`; ``n_bands`` bands of rows
-    (``None``: one below ``_PARALLEL_PIXELS`` pixels, else ``min(16, H)``; more than one runs the
-    parallel build); ``out`` ``(H, W)`` float32 and ``scratch`` (see :func:`_blur_scratch_size`)
+    (``None``: one below ``_PARALLEL_PIXELS`` pixels, else ``min(64, H)`` y-first and
+    ``min(16, H)`` x-first, whose bands each redo ``2 r`` rows; more than one runs on threads); ``out`` ``(H, W)`` float32 and ``scratch`` (see :func:`_blur_scratch_size`)
     may be given to reuse memory. Returns ``out``, or ``None`` when the kernel does not fit
     (:func:`_blur_fits`; the caller pads)."""
     height, width = image.shape
@@ -219,18 +219,19 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
     if not _blur_fits(image.shape, r, border):
         return None
     if n_bands is None:
-        n_bands = min(_BANDS, height) if height * width >= _PARALLEL_PIXELS else 1
+        n_bands = min(_BANDS[bool(x_first)], height) if height * width >= _PARALLEL_PIXELS else 1
     if out is None:
         out = np.empty((height, width), np.float32)
-    rows = np.empty((slot_count(n_bands), row_stride(width + 2 * r)), np.float32)   # no cache line shared
+    threads = num_threads()
+    rows = np.empty((slot_count(n_bands, threads=threads), row_stride(width + 2 * r)), np.float32)   # no line shared
     if not x_first:
         parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out,
-                     rows)
+                     rows, threads=threads)
         return out
     if scratch is None:
         scratch = np.empty(_blur_scratch_size(image.shape, r, n_bands), np.float32)
     parallel_for(_blur_bands_x_first, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands),
-                 out, scratch, rows)
+                 out, scratch, rows, threads=threads)
     return out
 
 

@@ -23,14 +23,20 @@ pool of worker threads and joins in itself. So:
 * dynamic scheduling: a chunk goes to whoever is free, the calling thread included, and the caller
   waits only for the chunks that others have started. Under load, a descheduled thread holds up
   only the chunk it is on, and a thread that never woke up holds none (a static split of a
-  ``prange`` waits for the slowest thread, so one busy core stalls all);
+  ``prange`` waits for the slowest thread, so one busy core stalls all). The chunks are small (16
+  per thread for a kernel, 4 for a Python function: the last to end ends at most a chunk after the
+  others), and the caller takes them
+  from the front, the others from the back, so that the split stays about where it was in the
+  call before (:func:`next_chunk`);
 * a cheap hand-off: the chunks are claimed by an atomic counter inside the compiled kernel, so a
   worker runs all of its chunks in one call without the GIL. A worker that has just finished
   polls for the next job without the GIL, then blocks: for 2 ms (a wake-up costs 50-100 us),
   or for 0.3 ms (enough for the next call of a sequence such as a pyramid's levels) when a
   stall was seen in the last second: on a busy machine a polling thread takes someone's core
-  (:data:`_SPIN_SECONDS`); the caller polls
-  for the workers' last chunks for at most :data:`_JOIN_SPIN_SECONDS`, then blocks. A hand-off
+  (:data:`_SPIN_SECONDS`); the caller polls for the workers' last chunks, and for them to be
+  polling again, for at most :data:`_JOIN_SPIN_SECONDS`, then blocks. It polls inside its
+  kernel's last claim, without the GIL: a worker returns to Python after its kernel, and were the
+  caller in Python then, one of the two would wait for the GIL (a futex wake-up). A hand-off
   through Python locks and the GIL costs 30-100 us on a virtual machine (a futex wake-up each
   way), as much as the work of a small call; this one costs a few microseconds;
 * backing off under load: when a join waits much longer for a worker than the caller
@@ -53,7 +59,8 @@ a kernel on worker threads that never leave compiled code; it shares this module
 (:func:`backing_off`, :func:`note_join`).
 
 The number of threads is ``CLASSICVISION_NUM_THREADS`` when set, else the CPUs this process may
-run on (at most 8); :func:`num_threads` reports it for the calling thread.
+run on (at most 8, read again at most once a second); :func:`num_threads` reports it for the
+calling thread.
 """
 
 from __future__ import annotations
@@ -73,7 +80,9 @@ __all__ = ["backing_off", "claim_slot", "idle_spins", "is_stall", "join_spins", 
            "num_threads", "parallel_for", "row_stride", "serial_job", "slot_count"]
 
 _MAX_THREADS = 8
-_CHUNKS_PER_THREAD = 4
+_CHUNKS_PER_THREAD = (16, 4)   # chunks per thread of a kernel and of a Python function: the one that
+                               # ends last sets the time, at most a chunk after the others; a kernel's
+                               # claim costs an atomic add, a Python chunk a call and the GIL
 _SPIN_SECONDS = (0.0003, 0.002)  # how long an idle worker polls for the next job before it blocks:
                                  # the first while a stall was seen in the last _CALM_SECONDS
 _CALM_SECONDS = 1.0
@@ -93,6 +102,13 @@ _pool_lock = threading.Lock()
 
 # A job: one int64 array. Its fields:
 _NEXT, _ENTERED, _LEFT, _N_CHUNKS, _N, _CALLER_BLOCKED, _PARKED, _SLOTS = range(8)
+# and a spare, then two that only the caller of a threaded kernel sees: the polls it may spend in
+# its last next_chunk waiting for the others, and those it spent. A participant's view of the job
+# says who it is (next_chunk): the whole frame for that caller, a field shorter than a plain job
+# for the workers of a kernel, the plain job otherwise (a serial job, a Python function's task).
+_JOIN_SPINS, _WAITED = 9, 10
+_WORKER_VIEW, _JOB_SIZE = 8, 9
+_BACK = 1 << 32   # job[_NEXT] counts the claims from the front in its low 32 bits, from the back above
 
 
 def kernel(function=None, **options):
@@ -106,14 +122,48 @@ def kernel(function=None, **options):
 def next_chunk(job):
     """Claim the next chunk of ``job``: ``(start, stop)`` with ``start < stop``, or ``(0, 0)``
     when none is left. A participant calls it until it gets ``(0, 0)`` and then touches no output:
-    that last call counts it out of the job (the caller waits for every participant to be out)."""
-    chunk = atomics.atomic_add(job, _NEXT, 1)
+    that last call counts it out of the job (the caller waits for every participant to be out).
+
+    In a threaded kernel the workers (their view of ``job`` is the shortest, :class:`_Task`)
+    take the chunks from the back, and everyone else from the front: the caller, a direct call
+    on a :func:`serial_job`, the participants of a Python function (whose items may come
+    costliest first). So the caller's chunks and the workers' are contiguous, and the split
+    between them stays about where it was in the call before (the levels of a pyramid, a blur
+    and then the extrema search on it). One atomic add on a word that counts the claims from
+    each end: a claim is valid while the two counts before it sum to less than the number of
+    chunks."""
+    size = job.shape[0]
+    from_back = size < _JOB_SIZE
+    claims = atomics.atomic_add(job, _NEXT, _BACK if from_back else 1)
     n_chunks = job[_N_CHUNKS]
-    if chunk >= n_chunks:
+    front = claims & (_BACK - 1)
+    back = claims >> 32
+    if front + back >= n_chunks:
         atomics.atomic_add(job, _LEFT, 1)
+        if size > _JOB_SIZE:
+            _caller_waits(job)
         return 0, 0
+    chunk = n_chunks - 1 - back if from_back else front
     n = job[_N]
     return n * chunk // n_chunks, n * (chunk + 1) // n_chunks
+
+
+@kernel
+def _caller_waits(job):
+    """The caller's last claim (its view of ``job`` is the longer one): poll, without the GIL,
+    until every participant is out and the workers among them are polling again, for at most
+    ``job[_JOIN_SPINS]`` polls, and store the polls spent in ``job[_WAITED]``. A worker returns
+    to Python after its kernel, which needs the GIL: were the caller in Python then (between its
+    kernel and the join), one of the two would block for it, a futex wake-up of tens of
+    microseconds on a virtual machine."""
+    spins = job[_JOIN_SPINS]
+    for i in range(spins):
+        entered = atomics.atomic_load(job, _ENTERED)
+        if atomics.atomic_load(job, _LEFT) == entered and atomics.atomic_load(job, _PARKED) >= entered - 1:
+            job[_WAITED] = i
+            return
+        atomics.pause()
+    job[_WAITED] = spins
 
 
 @kernel
@@ -134,11 +184,11 @@ def _serial(n: int, grain: int, threads: int) -> bool:
     return threads <= 1 or n < 2 * grain
 
 
-def slot_count(n: int, grain: int = 1) -> int:
-    """Rows of scratch that ``parallel_for(kernel, n, ..., grain=grain)`` from this thread needs
-    for :func:`claim_slot`: one when it runs serially, else one per thread that may join it (more
-    than needed is harmless, fewer only idles a thread)."""
-    threads = num_threads()
+def slot_count(n: int, grain: int = 1, threads: int | None = None) -> int:
+    """Rows of scratch that ``parallel_for(kernel, n, ..., grain=grain, threads=threads)`` from
+    this thread needs for :func:`claim_slot`: one when it runs serially, else one per thread that
+    may join it (more than needed is harmless, fewer only idles a thread)."""
+    threads = num_threads() if threads is None else threads
     return 1 if _serial(n, grain, threads) else max(threads, _pool_size + 1)
 
 
@@ -155,23 +205,33 @@ def row_stride(n: int, itemsize: int = 4) -> int:
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:
     """A job over ``[0, n)`` in ``n_chunks`` chunks (none when ``n == 0``), for a kernel called
     directly on one thread; :func:`parallel_for` makes its jobs the same way."""
-    return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0, 0], np.int64)
+    return np.array([0, 0, 0, n_chunks if n > 0 else 0, n, 0, 0, 0, 0], np.int64)
+
+
+_AFFINITY_SECONDS = 1.0   # how long a read of the allowed CPUs serves (a kernel call reads the count)
+_affinity = (0, -1e9)     # (allowed CPUs, when read)
 
 
 def _configured_threads() -> int:
+    global _affinity
     value = os.environ.get("CLASSICVISION_NUM_THREADS", "")
     if value.strip():
         try:
             return max(1, int(value))
         except ValueError:
             raise ValueError(f"CLASSICVISION_NUM_THREADS must be a positive integer, got {value!r}") from None
-    try:
-        available = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        available = os.cpu_count() or 1
+    available, read_at = _affinity
+    now = time.monotonic()
+    if now - read_at > _AFFINITY_SECONDS:
+        try:
+            available = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            available = os.cpu_count() or 1
+        _affinity = (available, now)
     return max(1, min(_MAX_THREADS, available))
 
 
+_JOIN_CONDITION = threading.Condition()   # where a blocked caller waits for its workers
 _local = threading.local()   # .depth: how many parallel_for tasks this thread is inside
 
 
@@ -205,22 +265,25 @@ class _Task:
     caller's wake-up when it had to block."""
 
     def __init__(self, function, n, n_chunks, args):
-        self.job = serial_job(n, n_chunks)
+        # The caller has entered (_ENTERED = 1): it goes straight into its kernel after the post.
+        self.frame = np.array([0, 1, 0, n_chunks, n, 0, 0, 0, 0, join_spins(), 0], np.int64)
         self.function, self.args = function, args
         self.compiled = isinstance(function, CPUDispatcher)
+        # the workers' view (a kernel's caller gets the whole frame; see next_chunk)
+        self.job = self.frame[:_WORKER_VIEW if self.compiled else _JOB_SIZE]
         self.error: BaseException | None = None
-        self.condition = threading.Condition()
+        self.condition = _JOIN_CONDITION   # shared: a caller re-checks its job when woken
 
-    def participate(self, entered: bool = False) -> None:
-        """Enter (unless ``entered``), run chunks until none is left, and be counted out (also on
-        an error, which stops the others from starting new chunks and is re-raised by the
-        caller)."""
+    def participate(self, caller: bool = False) -> None:
+        """Enter (the caller has already), run chunks until none is left, and be counted out
+        (also on an error, which stops the others from starting new chunks and is re-raised by
+        the caller). The caller's kernel waits for the others in its last claim."""
         job = self.job
-        if not entered:
+        if not caller:
             atomics.add(job, _ENTERED, 1)
         try:
             if self.compiled:
-                self.function(job, *self.args)
+                self.function(self.frame if caller else job, *self.args)
             else:
                 _local.depth = getattr(_local, "depth", 0) + 1
                 try:
@@ -311,8 +374,9 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
                  uniform: bool = True) -> None:
     """Run ``function`` over ``[0, n)``: a kernel (a :func:`kernel` taking a job, module
     docstring) or a Python ``function(start, stop, *args)``. Serially when one thread is due or
-    ``n < 2 * grain``, else in about ``4 * threads`` chunks of at least ``grain`` items, taken
-    dynamically by the pool and the calling thread; the caller waits only for chunks already
+    ``n < 2 * grain``, else in about ``16 * threads`` chunks (``4 * threads`` for a Python
+    function) of at least ``grain`` items, taken dynamically by the pool and the calling
+    thread; the caller waits only for chunks already
     started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
     raised here. ``uniform``: the items cost about the same, so a long wait for a worker is a stall
     (:func:`is_stall`; pass False for items of very different costs)."""
@@ -325,18 +389,19 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
             else:
                 function(0, n, *args)
         return
-    n_chunks = max(2, min(threads * _CHUNKS_PER_THREAD, n // grain))
+    per_thread = _CHUNKS_PER_THREAD[0 if isinstance(function, CPUDispatcher) else 1]
+    n_chunks = max(2, min(threads * per_thread, n // grain))
     task = _Task(function, n, n_chunks, args)
     pool = _get_pool(threads - 1)
-    atomics.add(task.job, _ENTERED, 1)   # before the post: the caller goes straight into its kernel
     asleep = atomics.load(pool.control, 1) > 0   # a blocked worker wakes late: not a sign of load
     pool.submit(task)
-    task.participate(entered=True)
+    task.participate(caller=True)
     own = time.perf_counter()
     task.join()
     end = time.perf_counter()
     if uniform and not asleep:
-        note_join(own - start, end - own)
+        waited = task.frame[_WAITED] * _SPIN_NS * 1e-9   # in the kernel's last claim
+        note_join(own - start - waited, end - own + waited)
 
 
 def backing_off() -> bool:
