@@ -24,10 +24,9 @@ pool of worker threads and joins in itself. So:
   waits only for the chunks that others have started. Under load, a descheduled thread holds up
   only the chunk it is on, and a thread that never woke up holds none (a static split of a
   ``prange`` waits for the slowest thread, so one busy core stalls all). The chunks are small (16
-  per thread for a kernel, 4 for a Python function: the last to end ends at most a chunk after the
-  others), and the caller takes them
-  from the front, the others from the back, so that the split stays about where it was in the
-  call before (:func:`next_chunk`);
+  per thread for a kernel, 4 for a Python function: the last to end ends at most a chunk after
+  the others), and the caller of a kernel takes them from the front, its workers from the back,
+  so that the split stays about where it was in the call before (:func:`next_chunk`);
 * a cheap hand-off: the chunks are claimed by an atomic counter inside the compiled kernel, so a
   worker runs all of its chunks in one call without the GIL. A worker that has just finished
   polls for the next job without the GIL, then blocks: for 2 ms (a wake-up costs 50-100 us),
@@ -104,7 +103,7 @@ _pool_lock = threading.Lock()
 _NEXT, _ENTERED, _LEFT, _N_CHUNKS, _N, _CALLER_BLOCKED, _PARKED, _SLOTS = range(8)
 # and a spare, then two that only the caller of a threaded kernel sees: the polls it may spend in
 # its last next_chunk waiting for the others, and those it spent. A participant's view of the job
-# says who it is (next_chunk): the whole frame for that caller, a field shorter than a plain job
+# says who it is (next_chunk): the whole frame for that caller, one field shorter than a plain job
 # for the workers of a kernel, the plain job otherwise (a serial job, a Python function's task).
 _JOIN_SPINS, _WAITED = 9, 10
 _WORKER_VIEW, _JOB_SIZE = 8, 9
@@ -150,7 +149,7 @@ def next_chunk(job):
 
 @kernel
 def _caller_waits(job):
-    """The caller's last claim (its view of ``job`` is the longer one): poll, without the GIL,
+    """The caller's last claim (its view of ``job`` is the whole frame): poll, without the GIL,
     until every participant is out and the workers among them are polling again, for at most
     ``job[_JOIN_SPINS]`` polls, and store the polls spent in ``job[_WAITED]``. A worker returns
     to Python after its kernel, which needs the GIL: were the caller in Python then (between its
@@ -375,11 +374,11 @@ def parallel_for(function, n: int, *args, grain: int = 1, threads: int | None = 
     """Run ``function`` over ``[0, n)``: a kernel (a :func:`kernel` taking a job, module
     docstring) or a Python ``function(start, stop, *args)``. Serially when one thread is due or
     ``n < 2 * grain``, else in about ``16 * threads`` chunks (``4 * threads`` for a Python
-    function) of at least ``grain`` items, taken dynamically by the pool and the calling
-    thread; the caller waits only for chunks already
-    started. ``function`` must write disjoint outputs for disjoint ranges; its first exception is
-    raised here. ``uniform``: the items cost about the same, so a long wait for a worker is a stall
-    (:func:`is_stall`; pass False for items of very different costs)."""
+    function) of at least ``grain`` items, taken dynamically by the pool and the calling thread;
+    the caller waits only for chunks already started. ``function`` must write disjoint outputs
+    for disjoint ranges; its first exception is raised here. ``uniform``: the items cost about
+    the same, so a long wait for a worker is a stall (:func:`is_stall`; pass False for items of
+    very different costs)."""
     threads = num_threads() if threads is None else threads
     start = time.perf_counter()
     if _serial(n, grain, threads) or start < _backoff_until:   # the last: backing off (module docstring)
