@@ -10,7 +10,9 @@ over rounds of each round's median ratio, with the quartiles over rounds.
 
 Each turn times, on one warped bundled image (as in the invariance suite), the shortest of three
 calls of: the whole ``detect_and_describe`` (DoG, RootSIFT), the Gaussian pyramid, and the DoG
-extrema search with refinement on a pyramid built beforehand. The other revision is exported
+extrema search with refinement on a pyramid built beforehand; and, from the whole call's own
+``seconds`` split, its orientation assignment and its description (the shortest of the three
+calls' parts). The other revision is exported
 with ``git archive`` into a temporary folder; revisions before the package was split into
 subpackages (``classicvision.invariant``, ``classicvision.scale_space``) are called through
 their own names.
@@ -34,7 +36,7 @@ import numpy as np
 from _timing import add_out_argument, machine_info, machine_line, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("pipeline", "pyramid", "extrema")
+STAGES = ("pipeline", "pyramid", "extrema", "orient", "describe")
 WARPS = ((0, 1.0), (30, 0.75), (90, 1.5))
 
 # The child: imports the build found first on sys.path, loads the images, warms up, then answers
@@ -46,15 +48,16 @@ sys.path.insert(0, sys.argv[1])
 try:
     from classicvision.features.extract import detect_and_describe
     from classicvision.features.scale_space import dog_extrema, gaussian_pyramid
-    pipeline = lambda image: detect_and_describe(image, descriptor="rootsift")
+    pipeline = lambda image, seconds: detect_and_describe(image, descriptor="rootsift", seconds=seconds)
 except ImportError:                                   # before the subpackages
     from classicvision.invariant import detect_and_describe_invariant
     from classicvision.scale_space import dog_extrema, gaussian_pyramid
-    pipeline = lambda image: detect_and_describe_invariant(image, rootsift=True)
+    pipeline = lambda image, seconds: detect_and_describe_invariant(image, rootsift=True, seconds=seconds)
 saved = np.load(sys.argv[2])
 images = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 pyramids = [gaussian_pyramid(image) for image in images]
-stages = {"pipeline": lambda i: pipeline(images[i]), "pyramid": lambda i: gaussian_pyramid(images[i]),
+split = {}
+stages = {"pipeline": lambda i: pipeline(images[i], split), "pyramid": lambda i: gaussian_pyramid(images[i]),
           "extrema": lambda i: dog_extrema(pyramids[i])}
 for i in range(len(images)):
     for stage in stages.values():
@@ -63,14 +66,19 @@ for i in range(len(images)):
 print("ready", flush=True)
 for line in sys.stdin:
     i = int(line)
-    best = []
-    for stage in stages.values():
+    best, parts = [], {"orient": [], "describe": []}
+    for name, stage in stages.items():
         times = []
         for _ in range(3):
+            split.clear()
             start = time.perf_counter()
             stage(i)
             times.append(time.perf_counter() - start)
+            if name == "pipeline":
+                for key in parts:
+                    parts[key].append(split[key])
         best.append(min(times))
+    best += [min(values) for values in parts.values()]
     print(" ".join(map(repr, best)), flush=True)
 '''
 
