@@ -82,6 +82,7 @@ def test_extrema_kernel_matches_reference():
                          counts, rings, flags, flags.view(np.uint64), threads=threads)
             fast = _k._gather_candidates(columns, counts, 40 - 10, 5)
             np.testing.assert_array_equal(fast, slow)
+            np.testing.assert_array_equal(_k._gather_candidates_reference(columns, counts, 40 - 10, 5), slow)
     np.testing.assert_array_equal(_k._extrema(gauss, 0.005, 5), slow)
     assert [2, 20, 20] in slow.tolist() and [2, 20, 21] in slow.tolist() and len(slow) > 10
 
