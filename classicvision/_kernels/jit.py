@@ -231,14 +231,18 @@ def _configured_threads() -> int:
 
 
 _JOIN_CONDITION = threading.Condition()   # where a blocked caller waits for its workers
-_local = threading.local()   # .depth: how many parallel_for tasks this thread is inside
+class _Local(threading.local):
+    depth = 0   # how many parallel_for tasks this thread is inside (a class default: no failed lookup per call)
+
+
+_local = _Local()
 
 
 def num_threads() -> int:
     """Threads a kernel call from this thread uses: 1 inside a :func:`parallel_for` task (a task
     that calls kernels runs them inline), outside the main thread of the main process (workers
     already parallelize over items), else the configured count (module docstring)."""
-    if getattr(_local, "depth", 0) or threading.current_thread() is not threading.main_thread() \
+    if _local.depth or threading.current_thread() is not threading.main_thread() \
             or multiprocessing.parent_process() is not None:
         return 1
     return _configured_threads()
@@ -284,7 +288,7 @@ class _Task:
             if self.compiled:
                 self.function(self.frame if caller else job, *self.args)
             else:
-                _local.depth = getattr(_local, "depth", 0) + 1
+                _local.depth += 1
                 try:
                     start, stop = next_chunk(job)
                     while start < stop:
