@@ -51,6 +51,7 @@ def _orientation():
     levels = np.random.default_rng(0).random((6, 24, 24)).astype(np.float32)
     orientation._orientation_histograms(levels, np.array([1]), np.array([12.0]), np.array([12.0]), np.array([2.0]),
                                         36, 1.5, 3.0)
+    orientation._peaks(np.ones((1, 36), np.float32), 0.8, np.ones(5, np.float32))
 
 
 def _describe_on_pyramids():
@@ -96,7 +97,8 @@ _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._n
 JOBS = {
     "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog", "upsample", "orientation"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
-                   "dog._refine_into", "orientation._orientation_histograms_points") + _SHARED),
+                   "dog._gather_into", "dog._refine_into", "orientation._orientation_histograms_points",
+                   "orientation._peaks_into") + _SHARED),
     "match_harris": (("describe", "nearest"), ("harris", "pool"),
                      ("harris._harris_blocks", "harris._nms_rows", "blur._blur_bands_x_first") + _SHARED),
 }

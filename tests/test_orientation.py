@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from classicvision._kernels import dog as _k, orientation as _ko
-from classicvision.features.orientation import _peaks, dominant_orientations, orientation_histograms
+from classicvision.features.orientation import dominant_orientations, orientation_histograms
 from classicvision.features.scale_space import dog_extrema, gaussian_pyramid
+
+
+_SMOOTH = np.array([1, 4, 6, 4, 1], np.float32) / 16   # Lowe's / OpenCV's circular smoothing
+
+
+def _peaks(hist, peak_ratio):
+    return _ko._peaks(hist, peak_ratio, _SMOOTH)
 
 
 def _angle_difference(a, b):
@@ -92,6 +99,24 @@ def test_peaks_interpolation_and_ratio():
     assert angle[0] == pytest.approx(2 * np.pi * 10.5 / 36, abs=1e-5)
     assert angle[1] == pytest.approx(2 * np.pi * 5 / 36, abs=1e-5)  # the strongest first
     assert angle[2] == pytest.approx(2 * np.pi * 20 / 36 - 2 * np.pi, abs=1e-5)  # wrapped to [-pi, pi)
+
+
+def test_peak_kernel_matches_reference(camera_points):
+    _, pyramid, found = camera_points
+    real = orientation_histograms(pyramid, found.points, found.scales)
+    rng = np.random.default_rng(3)
+    ties = rng.integers(0, 3, (200, 36)).astype(np.float32)          # plateaus and equal peaks
+    spiky = (rng.random((200, 36)) ** 8).astype(np.float32)          # many peaks within the ratio
+    flat = np.zeros((3, 36), np.float32)
+    odd = rng.random((50, 7)).astype(np.float32)                     # another bin count
+    for hist in (real, ties, spiky, flat, odd, np.zeros((0, 36), np.float32)):
+        for ratio in (0.0, 0.5, 0.8, 1.0):
+            rows, angle = _peaks(hist, ratio)
+            slow_rows, slow_angle = _ko._peaks_reference(hist, ratio, _SMOOTH)
+            np.testing.assert_array_equal(rows, slow_rows)
+            np.testing.assert_array_equal(angle, slow_angle)
+            assert rows.dtype == np.int64 and angle.dtype == np.float32
+    assert np.bincount(_peaks(spiky, 0.0)[0]).max() > 3 and len(real) > 100
 
 
 def test_multiple_orientations_are_common(camera_points):

@@ -1,9 +1,11 @@
-"""Numba kernel for the orientation histograms of scale-space points, with its numpy reference.
+"""Numba kernels for the orientations of scale-space points, with their numpy references.
 
 :func:`_orientation_histograms`: Gaussian-weighted histograms of gradient orientation around each
 point on its Gaussian level (reference :func:`_orientation_histograms_reference`). The loop over
-points is inside, the points on threads (:func:`~classicvision._kernels.jit.parallel_for`). Nothing
-here checks input.
+points is inside, the points on threads (:func:`~classicvision._kernels.jit.parallel_for`).
+
+:func:`_peaks`: the refined peaks of the smoothed circular histograms (reference
+:func:`_peaks_reference`). Nothing here checks input.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 
 import numpy as np
 
-from .gradient import _bin_of
+from .gradient import _bin_of32
 from .jit import claim_slot, kernel, next_chunk, parallel_for, row_stride, slot_count
 
 
@@ -35,6 +37,7 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
     height = levels.shape[1]
     width = levels.shape[2]
     bin_per_radian = np.float32(n_bins / (2.0 * math.pi))
+    n_bins_32 = np.float32(n_bins)
     slot = claim_slot(job, scratch.shape[0])
     if slot < 0:
         return
@@ -73,8 +76,8 @@ def _orientation_histograms_points(job, levels, level, xs, ys, sigmas, n_bins, w
                 for j in range(span):
                     gx = right[j] - left[j]
                     gy = below[j] - above[j]
-                    weights[j] = math.sqrt(gx * gx + gy * gy) * wy * table_x[j]
-                    bins[j] = _bin_of(gx, gy, bin_per_radian, n_bins)
+                    weights[j] = np.sqrt(gx * gx + gy * gy) * wy * table_x[j]
+                    bins[j] = _bin_of32(gx, gy, bin_per_radian, n_bins_32)
                 for j in range(span):
                     f = bins[j]
                     b0 = np.int64(f)
@@ -119,3 +122,107 @@ def _orientation_histograms_reference(levels, level, xs, ys, sigmas, n_bins, win
         np.add.at(hist[i], (b0 % n_bins).ravel(), (weight * (1 - t)).ravel())
         np.add.at(hist[i], ((b0 + 1) % n_bins).ravel(), (weight * t).ravel())
     return hist.astype(np.float32)
+
+
+def _peaks(hist, peak_ratio, weights):
+    """``(rows (K,) int64, angles (K,) float32)``: the peaks of the ``(N, n_bins)`` float32
+    circular histograms ``hist`` smoothed with the 5 float32 ``weights`` (:func:`_peaks_into`),
+    rows ascending, each row's strongest peak first; a row without a peak gets one angle 0."""
+    n, n_bins = hist.shape
+    counts = np.empty(n, np.int64)
+    angles = np.empty((n, max(n_bins // 2, 1)), np.float32)   # peaks are never adjacent
+    _peaks_into(np.ascontiguousarray(hist, np.float32), np.ascontiguousarray(weights, np.float32),
+                float(peak_ratio), counts, angles, np.empty((3, n_bins + 4), np.float32))
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    return rows, angles[np.arange(angles.shape[1]) < counts[:, None]]
+
+
+@kernel
+def _peaks_into(hist, weights, peak_ratio, counts, angles, scratch):
+    """For each row ``i`` of ``hist``: ``counts[i]`` peaks into ``angles[i, :counts[i]]``;
+    ``scratch`` ``(3, n_bins + 4)`` float32 (the row and the smoothed row with their circular
+    neighbours, the heights of its peaks).
+
+    The row is smoothed circularly, ``s[b] = sum_k weights[k] hist[b + k - 2]``; bin ``b`` is a
+    peak when ``s[b-1] < s[b] >= s[b+1]`` (a plateau of two counts once, at its left bin),
+    ``s[b] >= peak_ratio * max(s)`` and ``max(s) > 0``. Its angle is
+    ``2 pi (b + offset) / n_bins`` wrapped to ``[-pi, pi)``, with the parabola's offset
+    ``0.5 (l - r) / (l - 2 c + r)`` (0 when the denominator is 0). Peaks are sorted by height,
+    highest first, ties in bin order. float32 arithmetic in the reference's order, so that the
+    two agree to the bit."""
+    n_bins = hist.shape[1]
+    padded = scratch[0]     # the row, then the smoothed row, with their circular neighbours
+    smooth = scratch[1]
+    heights = scratch[2]
+    ratio = np.float32(peak_ratio)
+    two = np.float32(2.0)
+    half = np.float32(0.5)
+    zero = np.float32(0.0)
+    two_pi = 2.0 * math.pi
+    for i in range(hist.shape[0]):
+        row = hist[i]
+        for b in range(n_bins):
+            padded[b + 2] = row[b]
+        for b in range(2):
+            padded[b] = row[(b - 2) % n_bins]
+            padded[n_bins + 2 + b] = row[b % n_bins]
+        top = np.float32(-np.inf)
+        for b in range(n_bins):
+            s = weights[0] * padded[b]
+            s += weights[1] * padded[b + 1]
+            s += weights[2] * padded[b + 2]
+            s += weights[3] * padded[b + 3]
+            s += weights[4] * padded[b + 4]
+            smooth[b + 1] = s
+            if s > top:
+                top = s
+        smooth[0] = smooth[n_bins]
+        smooth[n_bins + 1] = smooth[1]
+        threshold = ratio * top
+        k = 0
+        if top > zero:
+            for b in range(n_bins):
+                c = smooth[b + 1]
+                left = smooth[b]
+                right = smooth[b + 2]
+                if c > left and c >= right and c >= threshold:
+                    denominator = left - two * c + right
+                    offset = half * (left - right) / denominator if denominator != zero else zero
+                    angle = two_pi * (b + np.float64(offset)) / n_bins + math.pi   # in (0, 4 pi)
+                    if angle >= two_pi:          # the reference's modulo, exactly (Sterbenz)
+                        angle -= two_pi
+                    angle -= math.pi
+                    j = k          # insertion, stable: after the peaks at least as high
+                    while j > 0 and heights[j - 1] < c:
+                        heights[j] = heights[j - 1]
+                        angles[i, j] = angles[i, j - 1]
+                        j -= 1
+                    heights[j] = c
+                    angles[i, j] = angle
+                    k += 1
+        if k == 0:
+            angles[i, 0] = 0.0
+            k = 1
+        counts[i] = k
+
+
+def _peaks_reference(hist, peak_ratio, weights):
+    """Plain-numpy twin of :func:`_peaks`."""
+    n_bins = hist.shape[1]
+    smooth = sum(w * np.roll(hist, shift, axis=1) for w, shift in zip(weights, range(2, -3, -1)))
+    left = np.roll(smooth, 1, axis=1)
+    right = np.roll(smooth, -1, axis=1)
+    top = smooth.max(axis=1, keepdims=True)
+    is_peak = (smooth > left) & (smooth >= right) & (smooth >= peak_ratio * top) & (top > 0)
+    rows, bins = np.nonzero(is_peak)
+    l, c, r = left[rows, bins], smooth[rows, bins], right[rows, bins]
+    denominator = l - 2 * c + r
+    offset = np.where(denominator != 0, 0.5 * (l - r) / np.where(denominator != 0, denominator, 1), 0)
+    angle = 2 * np.pi * (bins + offset) / n_bins
+    angle = np.mod(angle + np.pi, 2 * np.pi) - np.pi
+    empty = np.setdiff1d(np.arange(len(hist)), rows)
+    rows = np.concatenate([rows, empty])
+    angle = np.concatenate([angle, np.zeros(len(empty))])
+    height = np.concatenate([c, np.zeros(len(empty))])
+    order = np.lexsort((-height, rows))
+    return rows[order].astype(np.int64), angle[order].astype(np.float32)

@@ -21,7 +21,8 @@ Angles are radians in ``[-pi, pi)`` from ``arctan2(gy, gx)`` with y pointing dow
 degrees, ``degrees(theta) % 360`` (its histogram flips both the y axis and the sign).
 
 The histograms are built by a numba kernel whose loop over points is inside
-(:func:`classicvision._kernels.orientation._orientation_histograms`, with a numpy reference).
+(:func:`classicvision._kernels.orientation._orientation_histograms`), and their peaks found by
+another (:func:`classicvision._kernels.orientation._peaks`), each with a numpy reference.
 
 References
 ----------
@@ -143,30 +144,6 @@ def orientation_histograms(image_or_pyramid, points, scales, *, n_bins: int = 36
     return hist
 
 
-def _peaks(hist: np.ndarray, peak_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth circular histograms and return ``(row index, angle)`` of their refined peaks."""
-    n_bins = hist.shape[1]
-    smooth = sum(w * np.roll(hist, shift, axis=1) for w, shift in zip(_SMOOTH, range(2, -3, -1)))
-    left = np.roll(smooth, 1, axis=1)
-    right = np.roll(smooth, -1, axis=1)
-    top = smooth.max(axis=1, keepdims=True)
-    # A plateau of two equal bins counts once, at its left bin (the parabola then puts it halfway).
-    is_peak = (smooth > left) & (smooth >= right) & (smooth >= peak_ratio * top) & (top > 0)
-    rows, bins = np.nonzero(is_peak)
-    l, c, r = left[rows, bins], smooth[rows, bins], right[rows, bins]
-    denominator = l - 2 * c + r
-    offset = np.where(denominator != 0, 0.5 * (l - r) / np.where(denominator != 0, denominator, 1), 0)
-    angle = 2 * np.pi * (bins + offset) / n_bins
-    angle = np.mod(angle + np.pi, 2 * np.pi) - np.pi
-    # Points with no peak (flat histogram) keep one orientation 0.
-    empty = np.setdiff1d(np.arange(len(hist)), rows)
-    rows = np.concatenate([rows, empty])
-    angle = np.concatenate([angle, np.zeros(len(empty))])
-    height = np.concatenate([c, np.zeros(len(empty))])
-    order = np.lexsort((-height, rows))
-    return rows[order].astype(np.int64), angle[order].astype(np.float32)
-
-
 def dominant_orientations(image_or_pyramid, points, scales, *, n_bins: int = 36, window: float = 1.5,
                           peak_ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Dominant gradient orientations of scale-space points (Lowe 2004, section 5).
@@ -207,7 +184,7 @@ def dominant_orientations(image_or_pyramid, points, scales, *, n_bins: int = 36,
     """
     check_scalar(peak_ratio, "peak_ratio", low=0, high=1)
     hist = orientation_histograms(image_or_pyramid, points, scales, n_bins=n_bins, window=window)
-    return _peaks(hist, float(peak_ratio))
+    return _k._peaks(hist, float(peak_ratio), _SMOOTH)
 
 
 def assign_orientations(image_or_pyramid, keypoints, *, n_bins: int = 36, window: float = 1.5,
