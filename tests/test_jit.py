@@ -330,10 +330,13 @@ def test_a_task_that_wakes_blocked_pool_workers_keeps_them_off_the_callers_cpu(m
     pool.steering.mask = None
 
 
-def test_row_stride_keeps_participants_rows_a_cache_line_apart():
+def test_row_stride_keeps_participants_rows_a_line_or_a_line_and_a_page_apart():
     for itemsize in (1, 4, 8):
         for n in (1, 7, 15, 16, 17, 1000, 1024):
-            stride = jit.row_stride(n, itemsize)
-            assert stride >= n and (stride * itemsize) % 64 == 0
-            assert (stride - n) * itemsize >= 64     # row i's last byte and row i + 1's first: another line
+            for page in (False, True):
+                stride = jit.row_stride(n, itemsize, page=page)
+                assert stride >= n and (stride * itemsize) % 64 == 0
+                # row i's last byte and row i + 1's first: another line (and a page)
+                assert (stride - n) * itemsize >= 64 + 4096 * page
     assert jit.row_stride(16, 4) == 32 and jit.row_stride(17, 4) == 48 and jit.row_stride(8, 8) == 16
+    assert jit.row_stride(16, 4, page=True) == 32 + 1024 and jit.row_stride(8, 8, page=True) == 16 + 512

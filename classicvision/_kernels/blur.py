@@ -223,7 +223,7 @@ def _blur(image, kernel, border="mirror", *, scale=1.0, x_first=False, n_bands=N
     if out is None:
         out = np.empty((height, width), np.float32)
     threads = num_threads()
-    rows = np.empty((slot_count(n_bands, threads=threads), row_stride(width + 2 * r)), np.float32)   # no line shared
+    rows = np.empty((slot_count(n_bands, threads=threads), row_stride(width + 2 * r, page=True)), np.float32)
     if not x_first:
         parallel_for(_blur_bands, n_bands, image, kernel[r:], float(scale), BORDERS[border], int(n_bands), out,
                      rows, threads=threads)

@@ -191,14 +191,17 @@ def slot_count(n: int, grain: int = 1, threads: int | None = None) -> int:
     return 1 if _serial(n, grain, threads) else max(threads, _pool_size + 1)
 
 
-def row_stride(n: int, itemsize: int = 4) -> int:
+def row_stride(n: int, itemsize: int = 4, *, page: bool = False) -> int:
     """Elements between two participants' scratch rows of ``n`` elements of ``itemsize`` bytes:
     ``n`` rounded up to a cache line (64 bytes), plus a line, so that no cache line holds two
     participants' rows, however the array is aligned (a line that two cores write moves between
-    them at each write; measured in ``benchmarks/README.md``). A kernel takes ``rows[slot]`` and
-    uses its first ``n``."""
+    them at each write). With ``page``, for an array of one row per participant, plus a page
+    (4096 bytes) more: nor does the stretch that a core's hardware prefetcher reads ahead of its
+    row's end (it stops at a page boundary), which would otherwise take lines of the next
+    participant's row (the blur's worker, whose row followed the caller's, ran its chunks 20-30%
+    slower; ``benchmarks/README.md``). A kernel takes ``rows[slot]`` and uses its first ``n``."""
     per_line = max(1, 64 // itemsize)
-    return (n + per_line - 1) // per_line * per_line + per_line
+    return (n + per_line - 1) // per_line * per_line + per_line + (4096 // itemsize if page else 0)
 
 
 def serial_job(n: int, n_chunks: int = 1) -> np.ndarray:

@@ -57,7 +57,7 @@ def _describe(magnitude, bins, xs, ys, sizes, thetas, n_cells, n_ori):
     span = int(math.ceil(2.0 * math.sqrt(2.0) * reach)) + 5
     slots = slot_count(xs.shape[0], _GRAIN)
     rows = np.empty((slots, 5, row_stride(span, 8)), np.float64)        # row_stride: no line shared
-    hist = np.empty((slots, row_stride((n_cells + 2) ** 2 * n_ori, 8)), np.float64)
+    hist = np.empty((slots, row_stride((n_cells + 2) ** 2 * n_ori, 8, page=True)), np.float64)
     parallel_for(_describe_points, xs.shape[0], magnitude, bins, np.ascontiguousarray(xs, np.float64),
                  np.ascontiguousarray(ys, np.float64), sizes, np.ascontiguousarray(thetas, np.float64),
                  int(n_cells), int(n_ori), out, rows, hist, grain=_GRAIN)
