@@ -95,7 +95,7 @@ _SHARED = ("gradient._orientation_field_rows", "sift._describe_points", "sift._n
 #: For each job: the groups compiled in a child process, those compiled in the caller, and the
 #: kernels (``module.name`` in this package) whose cache entries tell whether the cache is warm.
 JOBS = {
-    "match_dog": (("describe", "nearest", "pool"), ("pyramid_and_dog", "upsample", "orientation"),
+    "match_dog": (("describe", "nearest", "pool", "upsample"), ("pyramid_and_dog", "orientation"),
                   ("blur._blur_bands", "blur._upsample2_rows", "dog._extrema_bands",
                    "dog._gather_into", "dog._refine_into", "orientation._orientation_histograms_points",
                    "orientation._peaks_into") + _SHARED),
