@@ -151,8 +151,8 @@ def _peaks_into(hist, weights, peak_ratio, counts, angles, scratch):
     highest first, ties in bin order. float32 arithmetic in the reference's order, so that the
     two agree to the bit."""
     n_bins = hist.shape[1]
-    padded = scratch[0]     # the row, then the smoothed row, with their circular neighbours
-    smooth = scratch[1]
+    padded = scratch[0]     # the row with two circular neighbours each side
+    smooth = scratch[1]     # the smoothed row with one each side
     heights = scratch[2]
     ratio = np.float32(peak_ratio)
     two = np.float32(2.0)
