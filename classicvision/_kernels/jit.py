@@ -234,8 +234,10 @@ def _configured_threads() -> int:
 
 
 _JOIN_CONDITION = threading.Condition()   # where a blocked caller waits for its workers
+
+
 class _Local(threading.local):
-    depth = 0   # how many parallel_for tasks this thread is inside (a class default: no failed lookup per call)
+    depth = 0   # parallel_for tasks this thread is inside (a class default: no failed lookup per call)
 
 
 _local = _Local()
